@@ -1,0 +1,5 @@
+"""``python -m nanoseq`` runs the CLI."""
+
+from nanoseq.cli import main
+
+main()

@@ -1,0 +1,412 @@
+"""Output files shared by every model family: atomic small files, basecalls and summaries.
+
+Small outputs (metrics JSON, TSVs, predictions) go through :func:`atomic_write`, so a
+crash never leaves a half-written file under the final name. Basecalls go through
+:class:`CallsWriter` (FASTQ, SAM or BAM with dorado-style tags), which writes to
+``<path>.partial`` and renames it onto ``<path>`` only when the run finishes; a later
+run with ``resume=True`` keeps the complete records of the partial and skips their reads.
+"""
+
+from __future__ import annotations
+
+import array
+import gzip
+import json
+import os
+import secrets
+import sys
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pysam
+
+from nanoseq import __version__
+from nanoseq.errors import InputError
+
+SUMMARY_COLUMNS = (
+    "filename read_id run_id channel mux start_time duration template_start template_duration"
+    " sequence_length_template mean_qscore_template"
+).split()
+_FORMATS = {".fastq": "fastq", ".fq": "fastq", ".sam": "sam", ".bam": "bam"}
+
+
+@contextmanager
+def atomic_write(path, mode: str = "w"):
+    """Open ``path`` for writing through a temp file that replaces it only on success.
+
+    ``path`` "-" is stdout (no temp file). On an exception the temp file is removed.
+    """
+    if str(path) == "-":
+        yield sys.stdout.buffer if "b" in mode else sys.stdout
+        return
+    path = Path(path)
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    encoding = None if "b" in mode else "utf-8"
+    f = open(temp, mode.replace("w", "x"), encoding=encoding)
+    try:
+        with f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            temp.unlink()
+        raise
+
+
+def _plain(value):
+    """JSON fallback for numpy scalars and arrays, and paths."""
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def write_metrics(path, metrics: dict) -> None:
+    """Write ``metrics`` as JSON (indent 2, sorted keys), numpy values made plain."""
+    with atomic_write(path) as f:
+        f.write(json.dumps(metrics, indent=2, sort_keys=True, default=_plain) + "\n")
+
+
+def _cell(value) -> str:
+    """One TSV cell: empty for None, floats to 6 significant digits."""
+    if value is None:
+        return ""
+    if isinstance(value, float | np.floating):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _tsv_line(row: dict, columns: Sequence[str]) -> str:
+    return "\t".join(_cell(row.get(column)) for column in columns) + "\n"
+
+
+def write_tsv(path, rows: Iterable[dict], columns: Sequence[str]) -> None:
+    """Write ``rows`` as a TSV with a header; keys not in ``columns`` are left out."""
+    with atomic_write(path) as f:
+        f.write("\t".join(columns) + "\n")
+        for row in rows:
+            f.write(_tsv_line(row, columns))
+
+
+def mean_qscore(qualities) -> float:
+    """Mean phred score taken over error probabilities (0.0 for an empty read)."""
+    q = np.asarray(qualities, dtype=np.float64)
+    if q.size == 0:
+        return 0.0
+    return float(-10 * np.log10(np.mean(10 ** (-q / 10))))
+
+
+@dataclass
+class Call:
+    """One basecalled read and the read metadata its tags and summary row come from.
+
+    ``start_time`` is ISO-8601 (the SAM ``st`` tag); ``start_seconds`` is seconds from
+    the run start (the summary's ``start_time``). ``duration`` is in seconds, ``shift``
+    and ``scale`` are the normalisation. ``mean_qscore`` defaults to that of the qualities,
+    which are clipped to 0..93 (the FASTQ range).
+    """
+
+    read_id: str
+    sequence: str
+    qualities: np.ndarray
+    moves: np.ndarray | None = None
+    stride: int = 1
+    num_samples: int | None = None
+    trimmed_samples: int | None = None
+    channel: int | None = None
+    mux: int | None = None
+    read_number: int | None = None
+    start_time: str | None = None
+    start_seconds: float | None = None
+    duration: float | None = None
+    sample_rate: float | None = None
+    shift: float | None = None
+    scale: float | None = None
+    mean_qscore: float | None = None
+    run_id: str = ""
+    filename: str = ""
+
+    def __post_init__(self):
+        self.qualities = np.clip(np.asarray(self.qualities), 0, 93).astype(np.uint8)
+        if len(self.qualities) != len(self.sequence):
+            raise ValueError(
+                f"{self.read_id}: {len(self.qualities)} qualities for {len(self.sequence)} bases"
+            )
+        if self.mean_qscore is None:
+            self.mean_qscore = mean_qscore(self.qualities)
+
+    def tags(self) -> list[tuple[str, object, str]]:
+        """The dorado-style tags whose values are known, as ``(tag, value, type)``."""
+        known = [
+            ("qs", self.mean_qscore, "f"),
+            ("ns", self.num_samples, "i"),
+            ("ts", self.trimmed_samples, "i"),
+            ("ch", self.channel, "i"),
+            ("mx", self.mux, "i"),
+            ("rn", self.read_number, "i"),
+            ("st", self.start_time, "Z"),
+            ("du", self.duration, "f"),
+            ("fn", self.filename or None, "Z"),
+            ("sm", self.shift, "f"),
+            ("sd", self.scale, "f"),
+        ]
+        return [(tag, value, kind) for tag, value, kind in known if value is not None]
+
+    def summary_row(self) -> dict:
+        """The sequencing-summary row; the template starts after the trimmed samples."""
+        trimmed = 0.0
+        if self.trimmed_samples and self.sample_rate:
+            trimmed = self.trimmed_samples / self.sample_rate
+        return {
+            "filename": self.filename,
+            "read_id": self.read_id,
+            "run_id": self.run_id,
+            "channel": self.channel,
+            "mux": self.mux,
+            "start_time": self.start_seconds,
+            "duration": self.duration,
+            "template_start": None if self.start_seconds is None else self.start_seconds + trimmed,
+            "template_duration": None if self.duration is None else self.duration - trimmed,
+            "sequence_length_template": len(self.sequence),
+            "mean_qscore_template": self.mean_qscore,
+        }
+
+
+def _fastq(call: Call) -> str:
+    tags = "".join(f"\t{tag}:{kind}:{_cell(value)}" for tag, value, kind in call.tags())
+    quality = (call.qualities + 33).tobytes().decode("ascii")
+    return f"@{call.read_id}{tags}\n{call.sequence}\n+\n{quality}\n"
+
+
+def _segment(call: Call, header: pysam.AlignmentHeader) -> pysam.AlignedSegment:
+    record = pysam.AlignedSegment(header)
+    record.query_name = call.read_id
+    record.query_sequence = call.sequence
+    record.flag = 4
+    record.query_qualities = array.array("B", call.qualities.tobytes())
+    tags = call.tags()
+    if call.moves is not None:
+        tags.append(("mv", array.array("b", [call.stride, *np.asarray(call.moves).tolist()])))
+    record.set_tags(tags)
+    return record
+
+
+def _open_text(path: Path, mode: str):
+    if path.name.endswith(".gz"):
+        return gzip.open(path, mode + "t", encoding="utf-8")
+    return open(path, mode, encoding="utf-8")
+
+
+def _fastq_records(path: Path) -> Iterator[tuple[str, str]]:
+    """``(read_id, text)`` of each complete record, stopping at a truncated one."""
+    lines: list[str] = []
+    with suppress(EOFError, OSError), _open_text(path, "r") as f:
+        for line in f:
+            lines.append(line)
+            if len(lines) == 4:
+                head, sequence, plus, quality = lines
+                # Both lines end in a newline only when the record is whole.
+                whole = len(quality) == len(sequence)
+                if not (head.startswith("@") and plus.startswith("+") and whole):
+                    return
+                yield head[1:].split(maxsplit=1)[0], "".join(lines)
+                lines = []
+
+
+def _open_alignments(path: Path) -> pysam.AlignmentFile:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the partial of a killed run has no BGZF EOF marker
+        return pysam.AlignmentFile(str(path), check_sq=False, ignore_truncation=True)
+
+
+def _sam_records(path: Path, kind: str) -> Iterator[tuple[str, pysam.AlignedSegment]]:
+    """``(read_id, record)`` of each record pysam can read, stopping where it fails.
+
+    A SAM line without its newline was cut short, so it is dropped.
+    """
+    with suppress(OSError, ValueError), _open_alignments(path) as f:
+        if kind == "bam":
+            for record in f:
+                yield record.query_name, record
+            return
+        with open(path, encoding="ascii") as text:
+            for line in text:
+                if not line.endswith("\n"):
+                    return
+                if not line.startswith("@"):
+                    record = pysam.AlignedSegment.fromstring(line[:-1], f.header)
+                    yield record.query_name, record
+
+
+def _summary_rows(path: Path) -> dict[str, dict]:
+    """Complete rows of a summary TSV by read id."""
+    with open(path, encoding="utf-8") as f:
+        columns = f.readline().rstrip("\n").split("\t")
+        rows = [
+            dict(zip(columns, line[:-1].split("\t"), strict=False))
+            for line in f
+            if line.endswith("\n")
+        ]
+    return {row["read_id"]: row for row in rows if "read_id" in row}
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(path.name + ".partial")
+
+
+def _existing(path: Path) -> Path | None:
+    """What a resumed run starts from: the partial of the latest run, else a finished file."""
+    return next((p for p in (_partial(path), path) if p.exists()), None)
+
+
+class CallsWriter:
+    """Write :class:`Call` records to FASTQ (``.fastq``, ``.fq``, ``.gz``), SAM or BAM.
+
+    ``path`` None or "-" is FASTQ on stdout. Otherwise records go to ``<path>.partial``,
+    renamed onto ``path`` when the ``with`` block ends without an exception, and left
+    for ``resume=True`` when it does not. On resume the complete records of the latest
+    partial (else of a finished ``path``) are kept and their ids are in ``done_ids``
+    for the caller to skip. ``summary`` is an optional sequencing-summary TSV written
+    the same way, with ``summary_columns`` after :data:`SUMMARY_COLUMNS`; with a
+    summary, a read is done only when both its record and its summary row were kept.
+    ``reference_header`` (dict or ``pysam.AlignmentHeader``) adds e.g. ``SQ`` lines.
+    """
+
+    def __init__(
+        self,
+        path=None,
+        resume=False,
+        reference_header=None,
+        summary=None,
+        summary_columns: Sequence[str] = (),
+    ):
+        self.path = None if path in (None, "-") else Path(path)
+        self.kind = "fastq" if self.path is None else _format(self.path)
+        if resume and self.path is None:
+            raise InputError("resuming needs an output file, not stdout")
+        self.resume = resume
+        header = {"HD": {"VN": "1.6", "SO": "unknown"}}
+        if isinstance(reference_header, pysam.AlignmentHeader):
+            reference_header = reference_header.to_dict()
+        header |= reference_header or {}
+        header["PG"] = [
+            *header.get("PG", []),
+            {"ID": "nanoseq", "PN": "nanoseq", "VN": __version__},
+        ]
+        self.header = pysam.AlignmentHeader.from_dict(header)
+        self.summary = None if summary is None else Path(summary)
+        self.summary_columns = [*SUMMARY_COLUMNS, *summary_columns]
+        self.done_ids: set[str] = set()
+        self._calls = self._rows = None
+
+    def __enter__(self) -> CallsWriter:
+        if self.path is None:
+            self._calls = sys.stdout
+        else:
+            temp = self.path.with_name(self.path.name + ".partial.tmp")
+            self._calls = self._open(temp)
+        if self.summary is not None:
+            summary_temp = self.summary.with_name(self.summary.name + ".partial.tmp")
+            self._rows = open(summary_temp, "w", encoding="utf-8")
+            self._rows.write("\t".join(self.summary_columns) + "\n")
+        if self.resume:
+            self._keep_done()
+        # The copies of kept records replace the old partials only once they are on disk.
+        if self.path is not None:
+            self._calls.flush()
+            os.replace(temp, _partial(self.path))
+        if self._rows is not None:
+            self._rows.flush()
+            os.replace(summary_temp, _partial(self.summary))
+        return self
+
+    def _open(self, path: Path):
+        if self.kind == "fastq":
+            return _open_text(path, "w")
+        return pysam.AlignmentFile(
+            str(path), "wb" if self.kind == "bam" else "w", header=self.header
+        )
+
+    def _keep_done(self) -> None:
+        """Copy the complete records (and summary rows) of an earlier run into the new partials."""
+        rows = None
+        if self.summary is not None:
+            source = _existing(self.summary)
+            rows = {} if source is None else _summary_rows(source)
+        source = _existing(self.path)
+        if source is None:
+            return
+        records = (
+            _fastq_records(source) if self.kind == "fastq" else _sam_records(source, self.kind)
+        )
+        for read_id, record in records:
+            if read_id in self.done_ids or (rows is not None and read_id not in rows):
+                continue
+            self.done_ids.add(read_id)
+            self._calls.write(record)
+            if rows is not None:
+                self._rows.write(_tsv_line(rows[read_id], self.summary_columns))
+
+    def write(self, call: Call, extra: dict | None = None) -> None:
+        """Write one call, and its summary row with the ``extra`` summary columns."""
+        if self.kind == "fastq":
+            self._calls.write(_fastq(call))
+        else:
+            self._calls.write(_segment(call, self.header))
+        if self._rows is not None:
+            self._rows.write(_tsv_line(call.summary_row() | (extra or {}), self.summary_columns))
+
+    def __exit__(self, exc_type, error, traceback) -> None:
+        if self.path is None:
+            self._calls.flush()
+        else:
+            self._calls.close()
+        if self._rows is not None:
+            self._rows.close()
+        if error is None:
+            if self.path is not None:
+                os.replace(_partial(self.path), self.path)
+            if self.summary is not None:
+                os.replace(_partial(self.summary), self.summary)
+
+
+def _format(path: Path) -> str:
+    name = path.name.lower()
+    kind = _FORMATS.get(Path(name.removesuffix(".gz")).suffix)
+    if kind is None or (name.endswith(".gz") and kind != "fastq"):
+        raise InputError("unknown output format: use .fastq, .fq, .fastq.gz, .sam or .bam", path)
+    return kind
+
+
+def read_fasta(path) -> dict[str, str]:
+    """Sequences of a FASTA file (plain or gzip) by name (the first word of each header)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file", path)
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    sequences: dict[str, list[str]] = {}
+    try:
+        with (gzip.open if gzipped else open)(path, "rt", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(">"):
+                    name = (line[1:].split() or [""])[0]
+                    if name in sequences:
+                        raise InputError(f"sequence {name!r} appears twice", path)
+                    sequences[name] = []
+                elif line.strip():
+                    if not sequences:
+                        raise InputError("not a FASTA file (no '>' header first)", path)
+                    sequences[name].append(line.strip())
+    except (OSError, UnicodeDecodeError, EOFError) as error:
+        raise InputError(f"not a readable FASTA file ({error})", path) from error
+    if not sequences:
+        raise InputError("no sequences in FASTA file", path)
+    return {name: "".join(parts) for name, parts in sequences.items()}
