@@ -410,3 +410,36 @@ def read_fasta(path) -> dict[str, str]:
     if not sequences:
         raise InputError("no sequences in FASTA file", path)
     return {name: "".join(parts) for name, parts in sequences.items()}
+
+
+def read_calls(path) -> Iterator[tuple[str, str, np.ndarray | None]]:
+    """``(read_id, sequence, phred qualities or None)`` of each read in FASTQ/FASTA/SAM/BAM."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file", path)
+    try:
+        if path.suffix.lower() in (".sam", ".bam"):
+            with _open_alignments(path) as f:
+                for record in f.fetch(until_eof=True):
+                    if record.is_secondary or record.is_supplementary:
+                        continue
+                    quals = record.query_qualities
+                    sequence = record.query_sequence or ""
+                    if record.is_reverse:  # stored reverse-complemented: back to the read
+                        sequence = sequence.translate(_COMPLEMENT)[::-1]
+                        quals = None if quals is None else quals[::-1]
+                    yield record.query_name, sequence, _phred(quals)
+            return
+        with pysam.FastxFile(str(path)) as f:
+            for record in f:
+                quals = record.get_quality_array() if record.quality else None
+                yield record.name, record.sequence or "", _phred(quals)
+    except (OSError, ValueError) as error:
+        raise InputError(f"cannot read calls ({error})", path) from None
+
+
+def _phred(quals) -> np.ndarray | None:
+    return None if quals is None else np.asarray(quals, dtype=np.uint8)
+
+
+_COMPLEMENT = str.maketrans("ACGTN", "TGCAN")

@@ -17,7 +17,13 @@ from nanoseq import __version__
 from nanoseq.errors import InputError
 
 COMMANDS = {
+    "basecall": "nanoseq.cli.basecall:basecall",
+    "evaluate": "nanoseq.cli.evaluate:evaluate",
     "inspect": "nanoseq.cli.inspect:inspect",
+    "models": "nanoseq.cli.models:models",
+    "prepare": "nanoseq.cli.prepare:prepare",
+    "simulate": "nanoseq.cli.simulate:simulate",
+    "train": "nanoseq.cli.train:train",
 }
 
 log = logging.getLogger("nanoseq")

@@ -205,6 +205,7 @@ def _read_pod5(path: Path, read_ids):
                             "sequencing_kit": run.sequencing_kit,
                             "flow_cell_product_code": run.flow_cell_product_code,
                             "flow_cell_id": run.flow_cell_id,
+                            "exp_start_time": run.acquisition_start_time.isoformat(),
                         },
                         dict(run.context_tags),
                         dict(run.tracking_id),

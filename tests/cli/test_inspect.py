@@ -36,7 +36,7 @@ def test_inspect_reads(sample_dir):
     result = CliRunner().invoke(main, ["inspect", str(sample_dir)])
     assert result.exit_code == 0, result.output
     rows = table(result.stdout)
-    assert len(rows) == 4 + 1 + 1 + 8 + 2 + 1 + 6
+    assert len(rows) == 4 + 1 + 1 + 8 + 2 + 1 + 6 + 1
     for column in (
         "read_id",
         "filename",
@@ -60,7 +60,7 @@ def test_inspect_summary_to_file(sample_dir, tmp_path):
     result = CliRunner().invoke(main, ["inspect", "--summary", "-o", str(out), str(sample_dir)])
     assert result.exit_code == 0, result.output
     rows = {r["filename"].rsplit("/", 1)[-1]: r for r in table(out.read_text())}
-    assert len(rows) == 7
+    assert len(rows) == 8
     assert rows["r1041_4khz.blow5"]["reads"] == "8"
     assert rows["single_read_multi_layout.fast5"]["sample_rate"] == "6024.0"
     assert rows["lambda.pod5"]["run_id"] == "lambda-sample"

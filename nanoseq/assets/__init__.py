@@ -1,0 +1,1 @@
+"""Bundled pretrained models, one ``.keras`` file and one model card (``.md``) each."""

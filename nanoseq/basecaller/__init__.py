@@ -1,0 +1,1 @@
+"""Nanopore basecalling: the CTC model, decoding, the streaming pipeline and training."""

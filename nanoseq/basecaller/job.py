@@ -1,0 +1,135 @@
+"""A basecalling job: signal files in; calls, a sequencing summary and run metrics out.
+
+Outputs for ``-o calls.bam``: ``calls.bam``, ``calls.bam.summary.tsv`` and
+``calls.bam.metrics.json``; with stdout output only the FASTQ is written (logs go to stderr).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from nanoseq.errors import InputError
+from nanoseq.io import CallsWriter, write_metrics
+from nanoseq.metrics import Aligner, summarise
+from nanoseq.models import load_model
+from nanoseq.runtime import import_keras, set_threads
+from nanoseq.signal.readers import find_signal_files, read_signal
+
+log = logging.getLogger(__name__)
+
+ALIGNMENT_COLUMNS = [
+    "alignment_genome",
+    "alignment_genome_start",
+    "alignment_genome_end",
+    "alignment_strand",
+    "alignment_identity",
+]
+
+
+def read_id_file(path: str | None) -> set[str] | None:
+    if path is None:
+        return None
+    ids = {line.split()[0] for line in Path(path).read_text().splitlines() if line.strip()}
+    if not ids:
+        raise InputError("no read ids in file", path)
+    return ids
+
+
+def basecall_files(
+    reads,
+    model: str,
+    output: str = "-",
+    batch_size: int = 64,
+    chunk_size: int | None = None,
+    overlap: int | None = None,
+    beam_width: int = 1,
+    threads: int | None = None,
+    max_reads: int | None = None,
+    read_ids: str | None = None,
+    min_qscore: float = 0.0,
+    resume: bool = False,
+    reference: str | None = None,
+    trim: bool = True,
+) -> dict:
+    """Basecall ``reads`` (files or folders) with ``model``, write the outputs, return metrics."""
+    find_signal_files(reads)  # fail on bad input before the slow start of the backend
+    wanted = read_id_file(read_ids)
+    aligner = Aligner(reference) if reference else None
+    to_file = output not in (None, "-")
+    summary = f"{output}.summary.tsv" if to_file else None
+    writer = CallsWriter(
+        output,
+        resume=resume,
+        summary=summary,
+        summary_columns=ALIGNMENT_COLUMNS if aligner else (),
+    )
+    import_keras()
+    set_threads(threads)
+    net = load_model(model)
+    from nanoseq.basecaller.pipeline import basecall
+
+    counts = {"reads": 0, "bases": 0, "samples": 0, "below_min_qscore": 0}
+    rows = []
+    start = time.monotonic()
+    with writer, tqdm(desc="basecalling", unit=" reads", disable=None) as bar:
+        stream = (r for r in read_signal(reads, wanted) if r.read_id not in writer.done_ids)
+        if max_reads is not None:
+            stream = itertools.islice(stream, max(0, max_reads - len(writer.done_ids)))
+        calls = basecall(stream, net, batch_size, chunk_size, overlap, beam_width, trim)
+        for call in calls:
+            counts["reads"] += 1
+            counts["samples"] += call.num_samples
+            bar.update()
+            bar.set_postfix(
+                samples_per_s=f"{counts['samples'] / bar.format_dict['elapsed']:.3g}"
+                if bar.format_dict["elapsed"]
+                else "-",
+                refresh=False,
+            )
+            if call.mean_qscore < min_qscore:
+                counts["below_min_qscore"] += 1
+                continue
+            counts["bases"] += len(call.sequence)
+            extra = None
+            if aligner:
+                row = aligner.align(call.sequence, call.qualities)
+                rows.append(row)
+                extra = _alignment_columns(row)
+            writer.write(call, extra)
+    seconds = time.monotonic() - start
+    metrics = {
+        "model": model,
+        "beam_width": beam_width,
+        **counts,
+        "resumed_reads": len(writer.done_ids),
+        "seconds": round(seconds, 3),
+        "samples_per_second": counts["samples"] / seconds if seconds else None,
+        "bases_per_second": counts["bases"] / seconds if seconds else None,
+    }
+    if aligner:
+        metrics["alignment"] = summarise(rows)
+    if to_file:
+        write_metrics(f"{output}.metrics.json", metrics)
+    log.info(
+        "%d reads, %d bases, %.0f samples/s%s",
+        counts["reads"],
+        counts["bases"],
+        metrics["samples_per_second"] or 0,
+        f", median identity {metrics['alignment']['median_identity']:.4f}" if aligner else "",
+    )
+    return metrics
+
+
+def _alignment_columns(row: dict) -> dict:
+    return {
+        "alignment_genome": row.get("genome", "*"),
+        "alignment_genome_start": row.get("genome_start", -1),
+        "alignment_genome_end": row.get("genome_end", -1),
+        "alignment_strand": row.get("strand", "*"),
+        "alignment_identity": row["identity"],
+    }

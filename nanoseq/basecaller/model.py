@@ -1,0 +1,107 @@
+"""The basecaller: convolutions over raw signal, stacked bidirectional LSTM/GRU, CTC logits.
+
+Input ``(batch, samples, 1)`` normalised signal; output ``(batch, samples // stride, 5)`` float32
+logits over ``N A C G T`` with the CTC blank at index 0. The model carries everything
+basecalling needs in ``metadata`` (alphabet, stride, sample rate, chemistry, normalisation,
+chunking), saved with it in the ``.keras`` file.
+
+CTC on the TensorFlow backend uses ``tf.nn.ctc_loss`` with sparse labels (about 100x faster than
+the dense path); other backends use ``keras.ops.ctc_loss``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+ALPHABET = "NACGT"
+STRIDES = (1, 1, 6)
+
+DEFAULT_METADATA = {
+    "alphabet": ALPHABET,
+    "sample_rate": 4000,
+    "chemistry": "dna_r9.4.1",
+    "normalisation": "med_mad",
+    "chunk_size": 3600,
+    "overlap": 480,
+}
+
+
+@keras.saving.register_keras_serializable(package="nanoseq")
+class Basecaller(keras.Model):
+    """CNN front end (total stride = product of ``strides``), RNN stack, float32 dense head.
+
+    The recurrent layers keep cuDNN-eligible settings (tanh/sigmoid, no recurrent dropout,
+    biases on, not unrolled) so the same model runs fast on a GPU.
+    """
+
+    def __init__(
+        self,
+        filters=(4, 16, 96),
+        kernels=(5, 5, 19),
+        strides=STRIDES,
+        rnn="lstm",
+        units=96,
+        layers=3,
+        metadata=None,
+        **kwargs,
+    ):
+        if not len(filters) == len(kernels) == len(strides):
+            raise ValueError("filters, kernels and strides need one entry per convolution")
+        if rnn not in ("lstm", "gru"):
+            raise ValueError(f"rnn must be 'lstm' or 'gru', got {rnn!r}")
+        signal = keras.Input((None, 1), name="signal")
+        x = signal
+        for i, (f, k, s) in enumerate(zip(filters, kernels, strides, strict=True)):
+            x = keras.layers.Conv1D(f, k, strides=s, padding="same", name=f"conv{i}")(x)
+            x = keras.layers.Activation("swish", name=f"swish{i}")(x)
+        cell = keras.layers.LSTM if rnn == "lstm" else keras.layers.GRU
+        for i in range(layers):
+            x = keras.layers.Bidirectional(cell(units, return_sequences=True), name=f"{rnn}{i}")(x)
+        logits = keras.layers.Dense(len(ALPHABET), dtype="float32", name="logits")(x)
+        super().__init__(signal, logits, **kwargs)
+        self.filters, self.kernels, self.strides = list(filters), list(kernels), list(strides)
+        self.rnn, self.units, self.layers_count = rnn, units, layers
+        self.stride = math.prod(strides)
+        self.metadata = {**DEFAULT_METADATA, **(metadata or {}), "stride": self.stride}
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "filters": self.filters,
+            "kernels": self.kernels,
+            "strides": self.strides,
+            "rnn": self.rnn,
+            "units": self.units,
+            "layers": self.layers_count,
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="nanoseq")
+def ctc_loss(labels, logits):
+    """Mean CTC loss per chunk; ``labels`` are 1..4 codes padded with 0 (= blank, never a label)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        labels = tf.cast(labels, tf.int32)
+        frames = tf.fill([tf.shape(logits)[0]], tf.shape(logits)[1])
+        return tf.nn.ctc_loss(
+            labels=tf.sparse.from_dense(labels),
+            logits=logits,
+            label_length=None,
+            logit_length=frames,
+            logits_time_major=False,
+            blank_index=0,
+        )
+    ops = keras.ops
+    labels = ops.cast(labels, "int32")
+    lengths = ops.sum(ops.cast(labels > 0, "int32"), axis=1)
+    frames = ops.full((ops.shape(logits)[0],), ops.shape(logits)[1], dtype="int32")
+    return ops.ctc_loss(labels, logits, lengths, frames, mask_index=0)

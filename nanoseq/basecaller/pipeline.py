@@ -1,0 +1,181 @@
+"""Streaming basecalling: reads -> normalise -> windows -> batches across reads -> model ->
+stitch -> decode -> :class:`~nanoseq.io.Call`.
+
+Windows of several reads share a batch; a read's call is yielded as soon as its last window has
+been through the model, in input order. Only the reads in flight are held, so memory stays flat
+whatever the input size.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import keras
+import numpy as np
+
+from nanoseq.basecaller.decode import decode
+from nanoseq.io import Call
+from nanoseq.signal.chunks import chunk, stitch
+from nanoseq.signal.normalize import normalise, trim_start
+from nanoseq.signal.readers import Read
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _InFlight:
+    read: Read
+    trimmed: int
+    length: int
+    shift: float
+    scale: float
+    starts: np.ndarray
+    outputs: list = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Every window has been through the model."""
+        return len(self.outputs) == len(self.starts)
+
+
+class Runner:
+    """Runs the model on fixed-size batches (the last one padded, so nothing recompiles)."""
+
+    def __init__(self, model: keras.Model, batch_size: int, chunk_size: int):
+        self.model, self.batch_size, self.chunk_size = model, batch_size, chunk_size
+        self.forward = self._compile(model)
+
+    @staticmethod
+    def _compile(model):
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            return tf.function(lambda x: model(x, training=False), jit_compile=True)
+        return lambda x: model(x, training=False)
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        n = len(windows)
+        batch = np.zeros((self.batch_size, self.chunk_size, 1), dtype=np.float32)
+        batch[:n, :, 0] = windows
+        return keras.ops.convert_to_numpy(self.forward(batch))[:n]
+
+
+def basecall(
+    reads: Iterable[Read],
+    model: keras.Model,
+    batch_size: int = 64,
+    chunk_size: int | None = None,
+    overlap: int | None = None,
+    beam_width: int = 1,
+    trim: bool = True,
+) -> Iterator[Call]:
+    """Yield one :class:`Call` per read, in input order."""
+    for item, logits in stitched_logits(reads, model, batch_size, chunk_size, overlap, trim):
+        yield _call(item, logits, model.stride, beam_width)
+
+
+def stitched_logits(
+    reads: Iterable[Read],
+    model: keras.Model,
+    batch_size: int = 64,
+    chunk_size: int | None = None,
+    overlap: int | None = None,
+    trim: bool = True,
+) -> Iterator[tuple[_InFlight, np.ndarray]]:
+    """Per read, in input order: its record and the model's stitched logits (frames, 5)."""
+    meta = model.metadata
+    size = chunk_size or meta["chunk_size"]
+    overlap = meta["overlap"] if overlap is None else overlap
+    stride = model.stride
+    runner = Runner(model, batch_size, size)
+    pending: deque[_InFlight] = deque()
+    queue: list[tuple[_InFlight, np.ndarray]] = []
+    warned: set[float] = set()
+
+    def run_queue():
+        outputs = runner(np.stack([w for _, w in queue]))
+        for (item, _), out in zip(queue, outputs, strict=True):
+            item.outputs.append(out)
+        queue.clear()
+
+    def finished():
+        while pending and pending[0].complete:
+            item = pending.popleft()
+            outputs, item.outputs = np.stack(item.outputs), []
+            yield item, stitch(outputs, item.starts, item.length, size, overlap, stride)
+
+    for read in reads:
+        _check_rate(read, meta, warned)
+        item, windows = _prepare(read, meta["normalisation"], size, overlap, stride, trim)
+        pending.append(item)
+        for window in windows:
+            queue.append((item, window))
+            if len(queue) == batch_size:
+                run_queue()
+                yield from finished()
+    if queue:
+        run_queue()
+    yield from finished()
+
+
+def _check_rate(read: Read, meta: dict, warned: set) -> None:
+    expected = meta.get("sample_rate")
+    if expected and abs(read.sample_rate - expected) > 0.05 * expected:
+        if read.sample_rate not in warned:
+            warned.add(read.sample_rate)
+            log.warning(
+                "%s: reads sampled at %g Hz but the model expects %g Hz; calls will be poor",
+                read.filename,
+                read.sample_rate,
+                expected,
+            )
+
+
+def _prepare(read: Read, method: str, size: int, overlap: int, stride: int, trim: bool):
+    """The read's in-flight record and its windows (trimmed, normalised signal)."""
+    pa = read.pa
+    trimmed = trim_start(pa) if trim else 0
+    signal, shift, scale = normalise(pa[trimmed:], method)
+    windows, starts = chunk(signal, size, overlap, stride)
+    return _InFlight(read, trimmed, len(signal), shift, scale, starts), windows
+
+
+def _call(item: _InFlight, logits: np.ndarray, stride: int, beam_width: int) -> Call:
+    sequence, qualities, moves = decode(logits, beam_width)
+    read = item.read
+    return Call(
+        read_id=read.read_id,
+        sequence=sequence,
+        qualities=qualities,
+        moves=moves,
+        stride=stride,
+        num_samples=read.num_samples,
+        trimmed_samples=item.trimmed,
+        channel=read.channel,
+        mux=read.mux,
+        read_number=read.read_number,
+        start_time=_start_time(read),
+        start_seconds=read.start_time,
+        duration=read.duration,
+        sample_rate=read.sample_rate,
+        shift=item.shift,
+        scale=item.scale,
+        run_id=read.run_id,
+        filename=read.filename,
+    )
+
+
+def _start_time(read: Read) -> str | None:
+    """ISO-8601 time of the read's first sample, when the run's start time is known."""
+    run_start = read.metadata.get("exp_start_time")
+    if not run_start:
+        return None
+    try:
+        start = datetime.fromisoformat(run_start.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (start + timedelta(seconds=read.start_time)).isoformat(timespec="milliseconds")

@@ -1,0 +1,87 @@
+"""``nanoseq basecall``: signal files -> FASTQ/SAM/BAM, a sequencing summary and run metrics."""
+
+from __future__ import annotations
+
+import click
+
+from nanoseq.models import DEFAULT_BASECALLER
+
+
+@click.command()
+@click.argument("reads", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "-m",
+    "--model",
+    default=DEFAULT_BASECALLER,
+    show_default=True,
+    help="Bundled model name or a .keras file.",
+)
+@click.option(
+    "-o",
+    "--output",
+    default="-",
+    help="calls.fastq|.fq|.fastq.gz|.sam|.bam (default: FASTQ on stdout).",
+)
+@click.option("--batch-size", default=64, show_default=True, help="Windows per model call.")
+@click.option("--chunk-size", type=int, help="Window length in samples (default: the model's).")
+@click.option("--overlap", type=int, help="Samples shared by neighbouring windows.")
+@click.option("--beam-width", default=1, show_default=True, help="1 = greedy decoding.")
+@click.option("--threads", type=int, help="CPU threads for the model (default: all).")
+@click.option("--max-reads", type=int, help="Stop after this many reads.")
+@click.option(
+    "--read-ids",
+    type=click.Path(exists=True, dir_okay=False),
+    help="File of read ids (one per line) to basecall.",
+)
+@click.option(
+    "--min-qscore",
+    default=0.0,
+    show_default=True,
+    help="Leave out reads whose mean qscore is below this.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Keep the reads already in OUTPUT (or its .partial) and call the rest.",
+)
+@click.option(
+    "--reference",
+    type=click.Path(exists=True, dir_okay=False),
+    help="FASTA to align calls to: adds alignment_* summary columns and metrics.",
+)
+@click.option("--no-trim", is_flag=True, help="Keep the open-pore/adapter start of reads.")
+def basecall(
+    reads,
+    model,
+    output,
+    batch_size,
+    chunk_size,
+    overlap,
+    beam_width,
+    threads,
+    max_reads,
+    read_ids,
+    min_qscore,
+    resume,
+    reference,
+    no_trim,
+):
+    """Basecall nanopore reads (files or folders of pod5, fast5, slow5, blow5)."""
+    from nanoseq.basecaller.job import basecall_files
+
+    basecall_files(
+        reads,
+        model=model,
+        output=output,
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+        overlap=overlap,
+        beam_width=beam_width,
+        threads=threads,
+        max_reads=max_reads,
+        read_ids=read_ids,
+        min_qscore=min_qscore,
+        resume=resume,
+        reference=reference,
+        trim=not no_trim,
+    )

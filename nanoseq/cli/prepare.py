@@ -1,0 +1,53 @@
+"""``nanoseq prepare``: labelled reads -> bonito-style training chunks."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.argument("reads", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    help="Folder for chunks.npy, references.npy, reference_lengths.npy.",
+)
+@click.option(
+    "--bam",
+    type=click.Path(),
+    help="Labels from this BAM's move tables (mv/ts tags) "
+    "instead of Tombo events in the fast5 files.",
+)
+@click.option("--chunk-size", default=3600, show_default=True, help="Samples per chunk.")
+@click.option("--step", type=int, help="Samples between chunk starts (default: chunk size).")
+@click.option("--keep", help="Reference window START-END every base of a chunk must lie in.")
+@click.option("--drop", help="Reference window START-END no base of a chunk may lie in.")
+@click.option(
+    "--normalisation",
+    default="med_mad",
+    show_default=True,
+    type=click.Choice(["med_mad", "quantile"]),
+)
+def prepare(reads, output, bam, chunk_size, step, keep, drop, normalisation):
+    """Cut labelled reads into training chunks (Tombo-resquiggled fast5, or reads + BAM)."""
+    from nanoseq.signal.labels import (
+        Region,
+        make_chunks,
+        move_table_reads,
+        parse_region,
+        save_chunks,
+        tombo_reads,
+    )
+
+    labelled = (
+        move_table_reads(reads, bam, normalisation) if bam else tombo_reads(reads, normalisation)
+    )
+    region = Region(parse_region(keep), parse_region(drop))
+    arrays = make_chunks(labelled, chunk_size, step, region)
+    save_chunks(arrays, output)
+    click.echo(
+        f"{len(arrays['chunks'])} chunks of {chunk_size} samples, "
+        f"{int(arrays['reference_lengths'].sum())} bases -> {output}",
+        err=True,
+    )

@@ -1,0 +1,156 @@
+"""Measures shared by the model families. Basecalls: identity and error profile against a
+reference, aligned with mappy (minimap2, ``map-ont``; primary hit; identity = mlen / blen; an
+unmapped read counts 0)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import numpy as np
+
+from nanoseq.errors import InputError
+
+_CIGAR = re.compile(r"(\d+)([MIDNSHP=X])")
+_COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
+HOMOPOLYMER = 5
+
+
+class Aligner:
+    """A minimap2 index of the reference, and per-read alignment figures."""
+
+    def __init__(self, reference: str):
+        import mappy
+
+        self.index = mappy.Aligner(str(reference), preset="map-ont")
+        if not self.index:
+            raise InputError("cannot index the reference (not a FASTA/FASTQ file?)", reference)
+        self.genome = {name: self.index.seq(name) for name in self.index.seq_names}
+
+    def align(self, sequence: str, qualities: np.ndarray | None = None) -> dict:
+        """One row of figures for one read (identity 0 and ``mapped`` False when unmapped)."""
+        hit = next((h for h in self.index.map(sequence) if h.is_primary), None)
+        row = {"read_length": len(sequence), "mapped": hit is not None, "identity": 0.0}
+        if hit is None:
+            return row
+        ref = self.genome[hit.ctg][hit.r_st : hit.r_en]
+        query = sequence[hit.q_st : hit.q_en]
+        quals = None if qualities is None else np.asarray(qualities)[hit.q_st : hit.q_en]
+        if hit.strand < 0:
+            query = query.translate(_COMPLEMENT)[::-1]
+            quals = None if quals is None else quals[::-1]
+        columns = _columns(hit.cigar_str, query, ref)
+        row.update(
+            genome=hit.ctg,
+            genome_start=hit.r_st,
+            genome_end=hit.r_en,
+            strand="+" if hit.strand > 0 else "-",
+            identity=hit.mlen / hit.blen,
+            aligned_length=hit.blen,
+            **columns.rates(),
+            **columns.homopolymers(ref),
+            **columns.qualities(quals),
+        )
+        return row
+
+
+class _Columns:
+    """The alignment as per-reference-base and per-read-base outcomes."""
+
+    def __init__(self, ref_ok, ref_deleted, read_ok, read_inserted, inserts_before, blen):
+        self.ref_ok, self.ref_deleted = ref_ok, ref_deleted
+        self.read_ok, self.read_inserted = read_ok, read_inserted
+        self.inserts_before, self.blen = inserts_before, blen
+
+    def rates(self) -> dict:
+        mismatches = int((~self.ref_ok & ~self.ref_deleted).sum())
+        return {
+            "mismatch_rate": mismatches / self.blen,
+            "insertion_rate": int(self.read_inserted.sum()) / self.blen,
+            "deletion_rate": int(self.ref_deleted.sum()) / self.blen,
+        }
+
+    def homopolymers(self, ref: str) -> dict:
+        """Reference runs of >= 5 equal bases reproduced exactly (every base matched and no
+        insertion inside or at either edge)."""
+        total = correct = 0
+        for run in re.finditer(r"A{5,}|C{5,}|G{5,}|T{5,}", ref):
+            a, b = run.span()
+            total += 1
+            inserted = self.inserts_before[a : b + 1].any() if b < len(ref) else True
+            correct += bool(self.ref_ok[a:b].all() and not inserted)
+        return {"homopolymers": total, "homopolymers_correct": correct}
+
+    def qualities(self, quals) -> dict:
+        if quals is None or not len(quals):
+            return {}
+        right, wrong = quals[self.read_ok], quals[~self.read_ok]
+        return {
+            "qscore_correct_sum": float(right.sum()),
+            "qscore_correct_n": int(right.size),
+            "qscore_wrong_sum": float(wrong.sum()),
+            "qscore_wrong_n": int(wrong.size),
+        }
+
+
+def _columns(cigar: str, query: str, ref: str) -> _Columns:
+    ref_ok = np.zeros(len(ref), dtype=bool)
+    ref_deleted = np.zeros(len(ref), dtype=bool)
+    read_ok = np.zeros(len(query), dtype=bool)
+    read_inserted = np.zeros(len(query), dtype=bool)
+    inserts_before = np.zeros(len(ref) + 1, dtype=bool)  # an insertion just before ref pos i
+    r = q = 0
+    for length, op in ((int(n), op) for n, op in _CIGAR.findall(cigar)):
+        if op in "M=X":
+            same = np.frombuffer(query[q : q + length].encode(), np.uint8) == np.frombuffer(
+                ref[r : r + length].encode(), np.uint8
+            )
+            ref_ok[r : r + length] = same
+            read_ok[q : q + length] = same
+            r, q = r + length, q + length
+        elif op == "I":
+            read_inserted[q : q + length] = True
+            inserts_before[r] = True
+            q += length
+        elif op in "DN":
+            ref_deleted[r : r + length] = True
+            r += length
+    return _Columns(ref_ok, ref_deleted, read_ok, read_inserted, inserts_before, max(1, r))
+
+
+def summarise(rows: Iterable[dict]) -> dict:
+    """Run-level figures from per-read rows: mapped fraction, identity, error profile."""
+    rows = list(rows)
+    if not rows:
+        return {"reads": 0}
+    identity = np.array([row["identity"] for row in rows])
+    mapped = [row for row in rows if row["mapped"]]
+    blen = sum(row["aligned_length"] for row in mapped)
+
+    def rate(key):
+        return sum(row[key] * row["aligned_length"] for row in mapped) / blen if blen else None
+
+    def total(key):
+        return sum(row.get(key, 0) for row in mapped)
+
+    def mean_q(kind):
+        n = total(f"qscore_{kind}_n")
+        return total(f"qscore_{kind}_sum") / n if n else None
+
+    homopolymers = total("homopolymers")
+    return {
+        "reads": len(rows),
+        "mapped_fraction": len(mapped) / len(rows),
+        "median_identity": float(np.median(identity)),
+        "mean_identity": float(np.mean(identity)),
+        "mismatch_rate": rate("mismatch_rate"),
+        "insertion_rate": rate("insertion_rate"),
+        "deletion_rate": rate("deletion_rate"),
+        "homopolymer_accuracy": total("homopolymers_correct") / homopolymers
+        if homopolymers
+        else None,
+        "homopolymers": homopolymers,
+        "mean_qscore_correct_bases": mean_q("correct"),
+        "mean_qscore_wrong_bases": mean_q("wrong"),
+        "aligned_bases": blen,
+    }

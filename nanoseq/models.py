@@ -1,0 +1,42 @@
+"""Bundled pretrained models (``nanoseq/assets/<name>.keras`` with a ``<name>.md`` model card)
+and loading a model by bundled name or by path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nanoseq.errors import InputError, one_line
+
+ASSETS = Path(__file__).parent / "assets"
+DEFAULT_BASECALLER = "dna_r941_lambda"
+
+
+def bundled() -> dict[str, Path]:
+    """Name -> path of every bundled model."""
+    return {path.stem: path for path in sorted(ASSETS.glob("*.keras"))}
+
+
+def resolve(name_or_path: str) -> Path:
+    """A bundled model's name or a ``.keras`` path -> the file."""
+    models = bundled()
+    if name_or_path in models:
+        return models[name_or_path]
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    known = ", ".join(models) or "none"
+    raise InputError(f"no such model file, nor a bundled model (bundled: {known})", name_or_path)
+
+
+def load_model(name_or_path: str = DEFAULT_BASECALLER):
+    """Load a bundled model by name, or any nanoseq ``.keras`` file, ready for inference."""
+    import nanoseq
+    from nanoseq.runtime import import_keras
+
+    path = resolve(name_or_path)
+    keras = import_keras()
+    nanoseq.register_keras_objects()
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many kinds for a bad file
+        raise InputError(f"cannot load model ({one_line(error)})", path) from None

@@ -1,0 +1,138 @@
+"""What every model family's training shares: seeding, distribution strategy, mixed precision,
+Adam with clipping and a warm-up + cosine schedule, CSV log, checkpoints, resume and a time limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.keras"
+BEST = "model.keras"
+LOG = "training.csv"
+
+
+def seed_everything(seed: int) -> None:
+    """Python, NumPy and backend random generators."""
+    keras.utils.set_random_seed(seed)
+
+
+def distribution(name: str):
+    """``default`` (one device) or ``mirrored`` (all GPUs of this host; TensorFlow backend)."""
+    if name == "default":
+        return None
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(f"--strategy {name} needs the TensorFlow backend")
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r} (default, mirrored)")
+
+
+def schedule(learning_rate: float, total_steps: int, warmup: int | None = None):
+    """Linear warm-up then cosine decay to 1 % of the peak."""
+    warmup = warmup if warmup is not None else min(500, max(1, total_steps // 10))
+    return keras.optimizers.schedules.CosineDecay(
+        0.0,
+        decay_steps=max(1, total_steps - warmup),
+        alpha=0.01,
+        warmup_target=learning_rate,
+        warmup_steps=warmup,
+    )
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training once ``minutes`` of wall time have passed (checked after every batch)."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.seconds = minutes * 60
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.monotonic() - self.start > self.seconds:
+            log.info("time limit of %.1f minutes reached; stopping", self.seconds / 60)
+            self.model.stop_training = True
+
+
+def epochs_done(output: Path) -> int:
+    """Rows in the CSV log of an earlier run (0 if none)."""
+    path = output / LOG
+    if not path.is_file():
+        return 0
+    with open(path) as handle:
+        return sum(1 for _ in csv.DictReader(handle))
+
+
+def fit(
+    build: Callable[[], keras.Model],
+    loss,
+    train: tuple,
+    output: str | Path,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    clipnorm: float,
+    validation: tuple | None = None,
+    resume: bool = False,
+    max_minutes: float | None = None,
+    strategy: str = "default",
+    mixed_precision: bool = False,
+    callbacks: list | None = None,
+    monitor: str = "val_loss",
+    monitor_mode: str = "min",
+):
+    """Compile (or resume) and train; the best model by ``monitor`` is saved as ``model.keras``.
+
+    Resuming loads ``checkpoint.keras`` (weights and optimizer state) and continues at the
+    epoch after the last row of ``training.csv``.
+    """
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    if mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    scope = distribution(strategy)
+    initial_epoch = 0
+    with scope.scope() if scope else contextlib.nullcontext():
+        if resume and (output / CHECKPOINT).is_file():
+            net = keras.saving.load_model(output / CHECKPOINT, custom_objects={loss.__name__: loss})
+            initial_epoch = epochs_done(output)
+            log.info("resuming from %s at epoch %d", output / CHECKPOINT, initial_epoch + 1)
+        else:
+            net = build()
+            steps = epochs * max(1, len(train[0]) // batch_size)
+            optimizer = keras.optimizers.Adam(schedule(learning_rate, steps), clipnorm=clipnorm)
+            net.compile(optimizer=optimizer, loss=loss)
+    watch = [
+        *(callbacks or []),
+        keras.callbacks.ModelCheckpoint(output / CHECKPOINT),
+        keras.callbacks.ModelCheckpoint(
+            output / BEST, monitor=monitor, mode=monitor_mode, save_best_only=True
+        ),
+        keras.callbacks.CSVLogger(output / LOG, append=initial_epoch > 0),
+    ]
+    if max_minutes:
+        watch.append(TimeLimit(max_minutes))
+    history = net.fit(
+        train[0],
+        train[1],
+        batch_size=batch_size,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        validation_data=validation,
+        shuffle=True,
+        callbacks=watch,
+        verbose=2 if log.isEnabledFor(logging.INFO) else 0,
+    )
+    return net, history

@@ -1,0 +1,301 @@
+"""`nanoseq basecall`, `evaluate`, `prepare`, `simulate` end to end through the CLI."""
+
+import csv
+import json
+
+import pysam
+import pytest
+from click.testing import CliRunner
+
+from nanoseq.basecaller.model import Basecaller
+from nanoseq.cli import main
+from nanoseq.io import read_fasta
+
+from .test_inspect import run
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    """An untrained but complete model file: enough to exercise the plumbing quickly."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    path = tmp_path_factory.mktemp("model") / "small.keras"
+    Basecaller(filters=(4, 8, 16), units=8, layers=1).save(path)
+    return path
+
+
+def records(path):
+    with pysam.AlignmentFile(str(path), check_sq=False) as f:
+        return [
+            (r.query_name, r.query_sequence, list(r.query_qualities), r.get_tags())
+            for r in f.fetch(until_eof=True)
+        ]
+
+
+def test_bundled_model_calls_map_to_lambda(sample_dir, tmp_path):
+    out = tmp_path / "calls.fastq"
+    result = invoke(
+        "basecall",
+        sample_dir / "reads/lambda.pod5",
+        "-o",
+        out,
+        "--reference",
+        sample_dir / "reads/lambda.fasta",
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "calls.fastq.metrics.json").read_text())
+    assert metrics["reads"] == 6
+    assert metrics["alignment"]["mapped_fraction"] == 1.0
+    assert metrics["alignment"]["median_identity"] > 0.8
+    with open(tmp_path / "calls.fastq.summary.tsv") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    assert len(rows) == 6 and all(r["alignment_genome"] == "Lambda_NEB" for r in rows)
+    truth = read_fasta(sample_dir / "reads/lambda_truth.fasta")
+    assert {r["read_id"] for r in rows} == set(truth)
+
+
+@pytest.mark.parametrize("suffix", ["fastq", "bam"])
+def test_resume_after_interruption_equals_one_run(
+    sample_dir, tmp_path, small_model, suffix, monkeypatch
+):
+    reads = sample_dir / "reads/lambda.pod5"
+    whole = tmp_path / f"whole.{suffix}"
+    assert (
+        invoke(
+            "basecall",
+            reads,
+            "-m",
+            small_model,
+            "-o",
+            whole,
+            "--chunk-size",
+            1200,
+            "--overlap",
+            240,
+        ).exit_code
+        == 0
+    )
+
+    import nanoseq.basecaller.pipeline as job
+
+    real = job.basecall
+
+    def interrupted(*args, **kwargs):
+        for i, call in enumerate(real(*args, **kwargs)):
+            if i == 3:
+                raise KeyboardInterrupt
+            yield call
+
+    monkeypatch.setattr(job, "basecall", interrupted)
+    cut = tmp_path / f"cut.{suffix}"
+    result = CliRunner().invoke(
+        main,
+        [
+            "basecall",
+            str(reads),
+            "-m",
+            str(small_model),
+            "-o",
+            str(cut),
+            "--chunk-size",
+            "1200",
+            "--overlap",
+            "240",
+        ],
+    )
+    assert result.exit_code == 130
+    assert not cut.exists() and (tmp_path / f"cut.{suffix}.partial").exists()
+    monkeypatch.setattr(job, "basecall", real)
+    result = invoke(
+        "basecall",
+        reads,
+        "-m",
+        small_model,
+        "-o",
+        cut,
+        "--resume",
+        "--chunk-size",
+        1200,
+        "--overlap",
+        240,
+    )
+    assert result.exit_code == 0
+    assert not (tmp_path / f"cut.{suffix}.partial").exists()
+    metrics = json.loads((tmp_path / f"cut.{suffix}.metrics.json").read_text())
+    assert metrics["resumed_reads"] == 3 and metrics["reads"] == 3
+    if suffix == "fastq":
+        assert cut.read_text() == whole.read_text()
+    else:
+        assert records(cut) == records(whole)
+    summary = (tmp_path / f"cut.{suffix}.summary.tsv").read_text().splitlines()
+    assert sorted(summary) == sorted(
+        (tmp_path / f"whole.{suffix}.summary.tsv").read_text().splitlines()
+    )
+
+
+def test_options_filter_reads(sample_dir, tmp_path, small_model):
+    truth = list(read_fasta(sample_dir / "reads/lambda_truth.fasta"))
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"{truth[4]}\n{truth[1]}\n")
+    out = tmp_path / "some.sam"
+    assert (
+        invoke(
+            "basecall",
+            sample_dir / "reads",
+            "-m",
+            small_model,
+            "-o",
+            out,
+            "--read-ids",
+            ids,
+            "--beam-width",
+            3,
+        ).exit_code
+        == 0
+    )
+    assert sorted(r[0] for r in records(out)) == sorted([truth[1], truth[4]])
+    tags = dict(records(out)[0][3])
+    assert {"qs", "ns", "ts", "ch", "mx", "rn", "st", "du", "sm", "sd", "mv"} <= set(tags)
+    assert tags["mv"][0] == 6  # stride first
+    assert (
+        invoke(
+            "basecall",
+            sample_dir / "reads",
+            "-m",
+            small_model,
+            "-o",
+            tmp_path / "two.fastq",
+            "--max-reads",
+            2,
+        ).exit_code
+        == 0
+    )
+    assert (tmp_path / "two.fastq").read_text().count("\n+\n") == 2
+    assert (
+        invoke(
+            "basecall",
+            sample_dir / "reads",
+            "-m",
+            small_model,
+            "-o",
+            tmp_path / "none.fastq",
+            "--min-qscore",
+            60,
+        ).exit_code
+        == 0
+    )
+    assert (tmp_path / "none.fastq").read_text() == ""
+
+
+def test_fastq_on_stdout(sample_dir, small_model):
+    result = CliRunner().invoke(
+        main,
+        [
+            "basecall",
+            str(sample_dir / "reads/lambda.pod5"),
+            "-m",
+            str(small_model),
+            "--max-reads",
+            "1",
+        ],
+    )
+    assert result.exit_code == 0
+    assert result.stdout.startswith("@") and result.stdout.count("\n") == 4
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["missing.pod5"], "no such file or folder"),
+        (["{reads}", "-m", "nope.keras"], "no such model file"),
+        (["{reads}", "-m", "{truth}"], "cannot load model"),
+        (["{reads}", "-o", "calls.txt"], "calls.txt"),
+    ],
+)
+def test_basecall_bad_input_is_one_line(sample_dir, tmp_path, args, message):
+    fill = {
+        "reads": sample_dir / "reads/lambda.pod5",
+        "truth": sample_dir / "reads/lambda_truth.fasta",
+    }
+    args = [
+        a.format(**fill)
+        if "{" in a
+        else str(tmp_path / a)
+        if "." in a and "/" not in a and not a.startswith("-") and a != "nope.keras"
+        else a
+        for a in args
+    ]
+    result = run("basecall", *args)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_evaluate_scores_truth_as_perfect(sample_dir, tmp_path):
+    calls = tmp_path / "truth.fasta"
+    calls.write_text((sample_dir / "reads/lambda_truth.fasta").read_text())
+    result = invoke("evaluate", calls, "--reference", sample_dir / "reads/lambda.fasta")
+    assert result.exit_code == 0
+    metrics = json.loads(result.stdout)
+    assert metrics["reads"] == 6 and metrics["mapped_fraction"] == 1.0
+    assert metrics["median_identity"] > 0.999 and metrics["mismatch_rate"] < 0.001
+    assert metrics["homopolymer_accuracy"] > 0.99
+    assert json.loads((tmp_path / "truth.fasta.eval.json").read_text()) == metrics
+    assert len((tmp_path / "truth.fasta.eval.tsv").read_text().splitlines()) == 7
+
+
+def test_evaluate_sees_errors_and_unmapped(sample_dir, tmp_path):
+    truth = read_fasta(sample_dir / "reads/lambda_truth.fasta")
+    lines = []
+    for i, (name, seq) in enumerate(truth.items()):
+        if i == 0:
+            seq = "ACGT" * 200  # maps nowhere: identity 0
+        elif i == 1:
+            seq = "".join(b if j % 25 else {"A": "C"}.get(b, "A") for j, b in enumerate(seq))
+        lines.append(f"@{name}\n{seq}\n+\n{'5' * len(seq)}\n")
+    calls = tmp_path / "calls.fastq"
+    calls.write_text("".join(lines))
+    metrics = json.loads(invoke("evaluate", calls, "-r", sample_dir / "reads/lambda.fasta").stdout)
+    assert metrics["mapped_fraction"] == pytest.approx(5 / 6)
+    assert metrics["mean_identity"] < 0.85 and metrics["mismatch_rate"] > 0.006
+    assert metrics["mean_qscore_wrong_bases"] == pytest.approx(20.0)
+
+
+def test_simulate_then_prepare_cli(sample_dir, tmp_path):
+    out = tmp_path / "sim.blow5"
+    result = invoke(
+        "simulate",
+        "-r",
+        sample_dir / "reads/lambda.fasta",
+        "-o",
+        out,
+        "-n",
+        3,
+        "--length",
+        800,
+        "--region",
+        "0-38000",
+    )
+    assert result.exit_code == 0
+    truth = read_fasta(tmp_path / "sim.truth.fasta")
+    assert len(truth) == 3
+    result = invoke("inspect", out)
+    assert result.stdout.count("\n") == 4
+    chunks = tmp_path / "chunks"
+    result = invoke(
+        "prepare",
+        sample_dir / "labelled/tombo_lambda.fast5",
+        "-o",
+        chunks,
+        "--keep",
+        "0-38000",
+        "--step",
+        900,
+    )
+    assert result.exit_code == 0 and (chunks / "chunks.npy").exists()

@@ -1,0 +1,91 @@
+"""Training chunks from Tombo events and from BAM move tables, with the reference split."""
+
+import numpy as np
+import pytest
+
+from nanoseq.errors import InputError
+from nanoseq.io import read_fasta
+from nanoseq.signal.labels import (
+    Region,
+    load_chunks,
+    make_chunks,
+    move_table_reads,
+    parse_region,
+    save_chunks,
+    tombo_reads,
+)
+
+DECODE = np.array(list("NACGT"))
+
+
+def test_tombo_labels_match_the_reference(sample_dir):
+    (read,) = tombo_reads([sample_dir / "labelled/tombo_lambda.fast5"])
+    lam = read_fasta(sample_dir / "reads/lambda.fasta")["Lambda_NEB"]
+    # + strand read: base i sits at reference position positions[i] (Tombo bases = reference)
+    bases = "".join(DECODE[read.bases])
+    assert read.positions[0] == 36891
+    assert bases[:500] == lam[36891 : 36891 + 500]
+    assert np.all(np.diff(read.starts) > 0)
+    assert abs(np.median(read.signal)) < 0.1  # normalised
+
+
+def test_region_split(sample_dir):
+    path = [sample_dir / "labelled/tombo_lambda.fast5"]
+    every = make_chunks(tombo_reads(path), size=3600)
+    kept = make_chunks(tombo_reads(path), size=3600, region=Region(keep=(0, 38_000)))
+    dropped = make_chunks(tombo_reads(path), size=3600, region=Region(drop=(38_000, 48_502)))
+    heldout = make_chunks(tombo_reads(path), size=3600, region=Region(keep=(38_000, 48_502)))
+    # the read covers 36,891..48,499: ~1,100 bases before the split, the rest after it
+    assert 0 < len(kept["chunks"]) < len(heldout["chunks"]) < len(every["chunks"])
+    assert len(kept["chunks"]) == len(dropped["chunks"])
+    assert len(kept["chunks"]) + len(heldout["chunks"]) <= len(every["chunks"])
+    lengths = kept["reference_lengths"]
+    assert kept["chunks"].shape == (len(lengths), 3600) and kept["chunks"].dtype == np.float32
+    assert kept["references"].shape[1] == lengths.max()
+    assert set(np.unique(kept["references"])) <= {0, 1, 2, 3, 4}
+    assert all(
+        (row[:n] > 0).all() and (row[n:] == 0).all()
+        for row, n in zip(kept["references"], lengths, strict=True)
+    )
+    assert 250 < lengths.mean() < 600  # ~9 samples per base at 4 kHz
+
+
+def test_save_load_round_trip(sample_dir, tmp_path):
+    arrays = make_chunks(tombo_reads([sample_dir / "labelled/tombo_lambda.fast5"]), size=3600)
+    save_chunks(arrays, tmp_path)
+    loaded = load_chunks(tmp_path)
+    for name in arrays:
+        np.testing.assert_array_equal(arrays[name], loaded[name])
+    (tmp_path / "references.npy").unlink()
+    with pytest.raises(InputError, match="missing references.npy"):
+        load_chunks(tmp_path)
+
+
+def test_move_table_labels(shared_nanopore):
+    folder = shared_nanopore / "r1041_human"
+    reads = list(move_table_reads([folder / "can_reads.pod5"], folder / "can_mappings.bam"))
+    assert len(reads) == 14
+    truth = read_fasta(folder / "can_reads.truth.fasta")
+    import edlib
+
+    for read in reads:
+        called = "".join(DECODE[read.bases])
+        assert np.all(np.diff(read.starts) > 0) and read.starts[-1] < len(read.signal)
+        # the Guppy calls placed by the move table are close to the truth under each read
+        ref = truth[read.read_id]
+        result = edlib.align(called, ref, mode="HW", task="distance")
+        assert result["editDistance"] / len(called) < 0.25
+    arrays = make_chunks(iter(reads), size=3600)
+    assert len(arrays["chunks"]) > 50
+
+
+def test_bad_region_and_empty_result(sample_dir):
+    with pytest.raises(InputError, match="START-END"):
+        parse_region("38000")
+    with pytest.raises(InputError, match="below its end"):
+        parse_region("5-1")
+    with pytest.raises(InputError, match="no training chunks"):
+        make_chunks(
+            tombo_reads([sample_dir / "labelled/tombo_lambda.fast5"]),
+            region=Region(keep=(0, 1000)),
+        )
