@@ -1,0 +1,113 @@
+"""Basecalling benchmark: accuracy and speed of a model on real held-out reads. One JSON line.
+
+    python bench/basecall.py [--model NAME|PATH] [--reads heldout.pod5] [--threads 2]
+
+Defaults: the bundled model on ../shared/data/nanopore/lambda_r941/heldout.pod5, scored against
+lambda.fasta with `nanoseq evaluate`'s code (mappy map-ont, median identity, unmapped = 0).
+Speed is end to end (read pod5 -> normalise -> windows -> model -> decode -> write FASTQ) after a
+warm-up, greedy and beam; the baseline measured in the same run is the model alone on the same
+windows, so `model_share` is the share of end-to-end time the model itself takes. Memory: peak
+RSS after one pass and after streaming the input four times (flat = bounded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "nanopore" / "lambda_r941"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--reads", default=str(SHARED / "heldout.pod5"))
+    parser.add_argument("--reference", default=str(SHARED / "lambda.fasta"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--beam-width", type=int, default=5)
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+
+    from nanoseq.basecaller.evaluate import evaluate_calls
+    from nanoseq.basecaller.pipeline import Runner, basecall
+    from nanoseq.io import CallsWriter
+    from nanoseq.models import DEFAULT_BASECALLER, load_model
+    from nanoseq.runtime import set_threads
+    from nanoseq.signal.chunks import chunk
+    from nanoseq.signal.normalize import normalise, trim_start
+    from nanoseq.signal.readers import read_signal
+
+    set_threads(args.threads)
+    name = args.model or DEFAULT_BASECALLER
+    model = load_model(name)
+    reads = list(read_signal([args.reads]))
+    samples = sum(r.num_samples for r in reads)
+    list(basecall(reads[:3], model, args.batch_size))  # warm-up: compile the model
+
+    result = {"benchmark": "basecall", "model": name, "reads": len(reads), "samples": samples}
+    work = Path(tempfile.mkdtemp())
+    for label, width in (("greedy", 1), ("beam", args.beam_width)):
+        out = work / f"{label}.fastq"
+        start = time.perf_counter()
+        bases = 0
+        with CallsWriter(out) as writer:
+            for call in basecall(read_signal([args.reads]), model, args.batch_size,
+                                 beam_width=width):
+                writer.write(call)
+                bases += len(call.sequence)
+        seconds = time.perf_counter() - start
+        metrics = evaluate_calls(out, args.reference, work / f"{label}.json",
+                                 work / f"{label}.tsv")
+        result[label] = {
+            "beam_width": width,
+            "seconds": round(seconds, 3),
+            "samples_per_s": round(samples / seconds),
+            "bases_per_s": round(bases / seconds),
+            "median_identity": round(metrics["median_identity"], 4),
+            "mean_identity": round(metrics["mean_identity"], 4),
+            "mapped_fraction": round(metrics["mapped_fraction"], 4),
+        }
+    result["beam_over_greedy_time"] = round(
+        result["beam"]["seconds"] / result["greedy"]["seconds"], 3
+    )
+
+    # baseline in the same run: the model alone on the same windows
+    meta = model.metadata
+    windows = []
+    for read in reads:
+        pa = read.pa
+        signal, _, _ = normalise(pa[trim_start(pa):], meta["normalisation"])
+        windows.extend(chunk(signal, meta["chunk_size"], meta["overlap"], model.stride)[0])
+    runner = Runner(model, args.batch_size, meta["chunk_size"])
+    start = time.perf_counter()
+    for i in range(0, len(windows), args.batch_size):
+        runner(windows[i : i + args.batch_size])
+    model_seconds = time.perf_counter() - start
+    result["model_only_samples_per_s"] = round(samples / model_seconds)
+    result["model_share"] = round(model_seconds / result["greedy"]["seconds"], 3)
+
+    rss_one = peak_rss_mb()
+    repeated = itertools.chain.from_iterable(read_signal([args.reads]) for _ in range(4))
+    for _ in basecall(repeated, model, args.batch_size):
+        pass
+    result["peak_rss_mb"] = round(peak_rss_mb())
+    result["rss_growth_4x_input_mb"] = round(peak_rss_mb() - rss_one)
+    result["threads"] = args.threads
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
