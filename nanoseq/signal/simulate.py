@@ -8,18 +8,21 @@ with its centre base, so a fragment of ``L`` bases yields ``L - k + 1`` labelled
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from nanoseq.errors import InputError
+from nanoseq.io import atomic_write
 from nanoseq.signal.labels import BASE_CODE, LabelledRead
 from nanoseq.signal.normalize import normalise
+from nanoseq.signal.readers import Read
+from nanoseq.signal.writers import write_signal
 
 DEFAULT_PORE_MODEL = Path(__file__).parents[1] / "assets" / "r9.4_450bps_6mer_template.model"
-DIGITISATION, RANGE, OFFSET = 8192.0, 1400.0, 0.0  # calibration of the written files
+DIGITISATION, RANGE, OFFSET = 8192.0, 1400.0, 0.0  # calibration of the written reads
 _COMPLEMENT = str.maketrans("ACGT", "TGCA")
 
 
@@ -122,115 +125,41 @@ def labelled(read: SimulatedRead, norm: str = "med_mad") -> LabelledRead:
     return LabelledRead(read.read_id, signal, bases, read.starts, read.positions)
 
 
-def raw(pa: np.ndarray) -> np.ndarray:
-    """pA -> int16 with the written files' calibration."""
-    return np.clip(np.rint(pa * DIGITISATION / RANGE - OFFSET), -32768, 32767).astype(np.int16)
-
-
-def write_reads(reads, path: str | Path, truth: str | Path) -> int:
-    """Write reads as pod5 or blow5 (by suffix) and their truth as FASTA; return the count."""
-    path, truth = Path(path), Path(truth)
-    suffix = path.suffix.lower()
-    if suffix not in (".pod5", ".blow5"):
-        raise InputError("simulated reads are written as .pod5 or .blow5", path)
-    temp = path.with_name(f".{path.stem}.tmp{suffix}")
-    temp.unlink(missing_ok=True)
-    records = []
-    writer = _write_pod5 if suffix == ".pod5" else _write_blow5
-    count = writer(temp, reads, records)
-    temp.replace(path)
-    truth_temp = truth.with_name(f".{truth.name}.tmp")
-    truth_temp.write_text("".join(f">{rid}\n{bases}\n" for rid, bases in records))
-    truth_temp.replace(truth)
-    return count
-
-
-def _write_pod5(path, reads, records) -> int:
-    import datetime
-
-    import pod5
-
-    when = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
-    run = pod5.RunInfo(
-        acquisition_id="nanoseq-simulated",
-        acquisition_start_time=when,
-        adc_max=4095,
-        adc_min=-4096,
-        context_tags={"sample_frequency": "4000"},
-        experiment_name="simulated",
-        flow_cell_id="",
-        flow_cell_product_code="FLO-MIN106",
-        protocol_name="",
-        protocol_run_id="",
-        protocol_start_time=when,
-        sample_id="simulated",
-        sample_rate=4000,
-        sequencing_kit="sqk-lsk109",
-        sequencer_position="",
-        sequencer_position_type="",
-        software="nanoseq simulate",
-        system_name="",
-        system_type="",
-        tracking_id={},
-    )
-    reason = pod5.EndReason.from_reason_with_default_forced(pod5.EndReasonEnum.SIGNAL_POSITIVE)
-    start = 0
-    with pod5.Writer(path) as writer:
-        for number, read in enumerate(reads, start=1):
-            writer.add_read(
-                pod5.Read(
-                    read_id=uuid.UUID(read.read_id),
-                    pore=pod5.Pore(1 + number % 512, 1, "not_set"),
-                    calibration=pod5.Calibration(OFFSET, RANGE / DIGITISATION),
-                    read_number=number,
-                    start_sample=start,
-                    median_before=220.0,
-                    end_reason=reason,
-                    run_info=run,
-                    signal=raw(read.pa),
-                )
-            )
-            start += len(read.pa) + 4000
-            records.append((read.read_id, read.bases))
-    return len(records)
-
-
-def _write_blow5(path, reads, records) -> int:
-    import pyslow5
-
-    handle = pyslow5.Open(str(path), "w")
-    handle.write_header(
-        {
-            "run_id": "nanoseq-simulated",
+def as_read(read: SimulatedRead, number: int, start_sample: int) -> Read:
+    """The simulated read as a raw-signal :class:`Read` (int16 with this module's calibration)."""
+    signal = np.rint(read.pa * DIGITISATION / RANGE - OFFSET)
+    return Read(
+        read_id=read.read_id,
+        signal=np.clip(signal, -32768, 32767).astype(np.int16),
+        offset=OFFSET,
+        range=RANGE,
+        digitisation=DIGITISATION,
+        sample_rate=4000.0,
+        channel=1 + number % 512,
+        mux=1,
+        read_number=number,
+        start_sample=start_sample,
+        run_id="nanoseq-simulated",
+        metadata={
             "sequencing_kit": "sqk-lsk109",
             "flow_cell_product_code": "FLO-MIN106",
-        }
+            "median_before": 220.0,
+        },
     )
-    start = 0
-    for number, read in enumerate(reads, start=1):
-        record = handle.get_empty_record()
-        signal = raw(read.pa)
-        record.update(
-            read_id=read.read_id,
-            read_group=0,
-            digitisation=DIGITISATION,
-            offset=OFFSET,
-            range=RANGE,
-            sampling_rate=4000.0,
-            len_raw_signal=len(signal),
-            signal=signal,
-        )
-        handle.write_record(
-            record,
-            {
-                "channel_number": str(1 + number % 512),
-                "read_number": number,
-                "start_mux": 1,
-                "start_time": start,
-                "median_before": 220.0,
-            },
-        )
-        start += len(signal) + 4000
-        records.append((read.read_id, read.bases))
-    handle.close()
-    return len(records)
+
+
+def write_reads(reads: Iterable[SimulatedRead], path: str | Path, truth: str | Path) -> int:
+    """Write simulated reads as pod5 or blow5 (by suffix) and their truth as FASTA."""
+    records = []
+
+    def stream():
+        start = 0
+        for number, read in enumerate(reads, start=1):
+            records.append(f">{read.read_id}\n{read.bases}\n")
+            yield as_read(read, number, start)
+            start += len(read.pa) + 4000  # a gap between reads, as on a channel
+
+    count = write_signal(stream(), path)
+    with atomic_write(truth) as handle:
+        handle.write("".join(records))
+    return count
