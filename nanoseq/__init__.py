@@ -17,10 +17,12 @@ import sys
 __version__ = "0.1.0"
 
 # Modules that define registered Keras objects.
-KERAS_MODULES = ("nanoseq.basecaller.model",)
+KERAS_MODULES = ("nanoseq.basecaller.model", "nanoseq.text.lm")
 
 _PUBLIC = {
     "Basecaller": "nanoseq.basecaller.model",
+    "LanguageModel": "nanoseq.text.lm",
+    "Vocabulary": "nanoseq.text.vocab",
     "load_model": "nanoseq.models",
     "read_signal": "nanoseq.signal.readers",
 }

@@ -40,7 +40,9 @@ SUMMARY_COLUMNS = [
 def inspect(paths, summary, output):
     """List the reads in signal files or folders (pod5, fast5, slow5, blow5) as a TSV."""
     from nanoseq.io import write_tsv
+    from nanoseq.signal.readers import find_signal_files
     from nanoseq.signal.summary import file_rows, read_rows
 
-    rows = file_rows(paths) if summary else read_rows(paths)
+    files = find_signal_files(paths)  # bad paths fail before the header is written
+    rows = file_rows(files) if summary else read_rows(files)
     write_tsv(output, rows, SUMMARY_COLUMNS if summary else COLUMNS)

@@ -82,3 +82,14 @@ def test_feasible_counts_repeats():
     lengths = np.array([3, 4, 2])
     assert feasible(refs, lengths, frames=4).tolist() == [False, True, True]
     assert feasible(refs, lengths, frames=5).tolist() == [True, True, True]
+
+
+def test_mirrored_strategy_trains_on_one_host(lam, tmp_path):
+    data = make_chunks(
+        (labelled(r) for r in simulate_reads(lam, load_pore_model(), 4, 1500)), size=1200, step=600
+    )
+    model, history = train_basecaller(
+        data, tmp_path, epochs=1, batch_size=8, valid_fraction=0.2, strategy="mirrored", **TINY
+    )
+    assert np.isfinite(history.history["loss"][0])
+    assert (tmp_path / "model.keras").exists() and (tmp_path / "checkpoint.keras").exists()

@@ -82,6 +82,7 @@ def test_bad_input_is_one_line(tmp_path, make, message):
     assert len(lines) == 1, result.stderr
     assert message in lines[0] and str(path) in lines[0]
     assert "Traceback" not in result.stderr
+    assert result.stdout == ""
 
 
 @pytest.mark.parametrize(

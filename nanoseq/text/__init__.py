@@ -1,0 +1,1 @@
+"""Text models: vocabularies, language models, sequence to sequence and shared generation."""

@@ -1,0 +1,120 @@
+"""Decoding shared by the language models and seq2seq: sampling (temperature, top-k, top-p),
+greedy and beam search, over any ``step`` function.
+
+``step(tokens, states) -> (log_probs, states)`` advances a batch of hypotheses by one token:
+``tokens`` is ``(batch,)`` int, ``log_probs`` is ``(batch, vocab)``, ``states`` is a list of
+arrays whose first axis is the batch (so beams can be reordered).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+Step = Callable[[np.ndarray, list], tuple[np.ndarray, list]]
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def filter_logits(logits: np.ndarray, temperature: float, top_k=None, top_p=None) -> np.ndarray:
+    """Log probabilities after temperature, then top-k, then nucleus (top-p) truncation."""
+    scaled = log_softmax(np.asarray(logits, dtype=np.float64) / temperature)
+    if top_k:
+        kth = np.sort(scaled)[-min(top_k, len(scaled))]
+        scaled = np.where(scaled >= kth, scaled, -np.inf)
+    if top_p is not None and top_p < 1.0:
+        order = np.argsort(-scaled)
+        cumulative = np.cumsum(np.exp(scaled[order]))
+        keep = order[: int(np.searchsorted(cumulative, top_p)) + 1]
+        mask = np.full_like(scaled, -np.inf)
+        mask[keep] = scaled[keep]
+        scaled = mask
+    return log_softmax(scaled)
+
+
+def sample(
+    step: Step,
+    states: list,
+    log_probs: np.ndarray,
+    length: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    eos_id: int | None = None,
+) -> list[int]:
+    """Draw up to ``length`` tokens for one hypothesis; ``temperature`` 0 is greedy.
+
+    ``log_probs`` (vocab,) is the distribution of the first token (after the prompt)."""
+    rng = np.random.default_rng(seed)
+    tokens: list[int] = []
+    for _ in range(length):
+        if temperature <= 0:
+            token = int(np.argmax(log_probs))
+        else:
+            p = np.exp(filter_logits(log_probs, temperature, top_k, top_p))
+            token = int(rng.choice(len(p), p=p / p.sum()))
+        tokens.append(token)
+        if token == eos_id:
+            break
+        out, states = step(np.array([token]), states)
+        log_probs = out[0]
+    return tokens
+
+
+def greedy(step: Step, states: list, log_probs: np.ndarray, length: int, eos_id=None) -> list[int]:
+    return sample(step, states, log_probs, length, temperature=0, eos_id=eos_id)
+
+
+def beam_search(
+    step: Step,
+    states: list,
+    log_probs: np.ndarray,
+    length: int,
+    width: int = 5,
+    length_penalty: float = 0.0,
+    eos_id: int | None = None,
+) -> list[int]:
+    """The best of ``width`` hypotheses kept at every step.
+
+    Finished hypotheses (ending in ``eos_id``, or at ``length``) are ranked by
+    ``score / len ** length_penalty`` (0 = raw log probability, 1 = per-token average).
+    """
+    beams = [([], 0.0)]
+    first = log_probs[None, :]
+    states = [np.asarray(s)[:1] for s in states]
+    finished: list[tuple[list[int], float]] = []
+
+    def ranked(hypothesis):
+        tokens, score = hypothesis
+        return score / max(1, len(tokens)) ** length_penalty
+
+    for t in range(length):
+        scores = first if t == 0 else None
+        if scores is None:
+            last = np.array([tokens[-1] for tokens, _ in beams])
+            scores, states = step(last, states)
+            states = [np.asarray(s) for s in states]
+        total = np.array([score for _, score in beams])[:, None] + scores
+        flat = np.argsort(-total, axis=None)[: 2 * width]
+        keep, order = [], []
+        for index in flat:
+            row, token = divmod(int(index), total.shape[1])
+            hypothesis = (beams[row][0] + [token], float(total[row, token]))
+            if token == eos_id:
+                finished.append(hypothesis)
+            elif len(keep) < width:
+                keep.append(hypothesis)
+                order.append(row)
+        beams, states = keep, [s[order] for s in states]
+        if not beams:
+            break
+        if length_penalty == 0 and finished:  # scores only fall: a finished best stays best
+            if max(score for _, score in finished) >= max(score for _, score in beams):
+                break
+    finished.extend(beams)
+    return max(finished, key=ranked)[0]

@@ -1,0 +1,75 @@
+"""Character and word vocabularies with ``<pad> <unk> <bos> <eos>`` at ids 0-3.
+
+Unknown symbols map to ``<unk>`` and never raise. A vocabulary is saved with the model that
+uses it (its ``get_config`` is plain JSON).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+import numpy as np
+
+from nanoseq.errors import InputError
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
+SPECIALS = (PAD, UNK, BOS, EOS)
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(4)
+LEVELS = ("char", "word")
+
+
+class Vocabulary:
+    """Symbols by id; ``level`` says how text is cut: characters, or whitespace-separated words."""
+
+    def __init__(self, symbols: Iterable[str], level: str = "char"):
+        if level not in LEVELS:
+            raise InputError(f"vocabulary level must be one of {LEVELS}, got {level!r}")
+        self.level = level
+        self.symbols = list(SPECIALS) + [s for s in symbols if s not in SPECIALS]
+        self.ids = {symbol: i for i, symbol in enumerate(self.symbols)}
+
+    @classmethod
+    def build(
+        cls,
+        texts: Iterable[str],
+        level: str = "char",
+        min_count: int = 1,
+        max_size: int | None = None,
+    ) -> Vocabulary:
+        """Count symbols over ``texts``; keep those seen ``min_count`` times, most frequent first
+        (ties in first-seen order), at most ``max_size`` including the specials."""
+        counts: Counter = Counter()
+        for text in texts:
+            counts.update(tokenize(text, level))
+        kept = [s for s, n in counts.most_common() if n >= min_count and s not in SPECIALS]
+        if max_size is not None:
+            kept = kept[: max(0, max_size - len(SPECIALS))]
+        return cls(kept, level)
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    def tokenize(self, text: str) -> list[str]:
+        return tokenize(text, self.level)
+
+    def encode(self, text: str, bos: bool = False, eos: bool = False) -> np.ndarray:
+        ids = [self.ids.get(symbol, UNK_ID) for symbol in self.tokenize(text)]
+        return np.array([BOS_ID] * bos + ids + [EOS_ID] * eos, dtype=np.int32)
+
+    def decode(self, ids: Iterable[int], strip: bool = True) -> str:
+        """Symbols joined back (words with spaces); ``strip`` drops pad/bos/eos."""
+        drop = {PAD_ID, BOS_ID, EOS_ID} if strip else set()
+        symbols = [self.symbols[i] for i in map(int, ids) if i not in drop]
+        return ("" if self.level == "char" else " ").join(symbols)
+
+    def get_config(self) -> dict:
+        return {"symbols": self.symbols[len(SPECIALS) :], "level": self.level}
+
+    @classmethod
+    def from_config(cls, config: dict) -> Vocabulary:
+        return cls(config["symbols"], config["level"])
+
+
+def tokenize(text: str, level: str) -> list[str]:
+    return list(text) if level == "char" else text.split()

@@ -1,0 +1,69 @@
+"""Decoding on a known Markov chain: greedy, sampling limits, beam search."""
+
+import numpy as np
+
+from nanoseq.text.generate import beam_search, filter_logits, greedy, sample
+
+EOS = 0
+
+
+def chain(matrix):
+    """A step function over a first-order Markov chain (state = nothing)."""
+    logp = np.log(np.asarray(matrix, dtype=np.float64) + 1e-12)
+
+    def step(tokens, states):
+        return logp[tokens], states
+
+    return step, logp
+
+
+# token 1 leads to 2 (0.6) or 3 (0.4); 2 spreads over many tokens, 3 goes to EOS surely.
+TRAP = np.array(
+    [
+        [1, 0, 0, 0, 0, 0],
+        [0, 0, 0.6, 0.4, 0, 0],
+        [0.25, 0, 0, 0, 0.375, 0.375],
+        [1.0, 0, 0, 0, 0, 0],
+        [1.0, 0, 0, 0, 0, 0],
+        [1.0, 0, 0, 0, 0, 0],
+    ]
+)
+
+
+def test_greedy_follows_the_best_next_token():
+    step, logp = chain(TRAP)
+    assert greedy(step, [], logp[1], 10, eos_id=EOS) == [2, 4, 0]
+
+
+def test_beam_finds_the_likelier_sequence():
+    step, logp = chain(TRAP)
+    # P(2,4,eos) = 0.6*0.375 = 0.225 < P(3,eos) = 0.4: greedy misses it, beam does not
+    assert beam_search(step, [], logp[1], 10, width=3, eos_id=EOS) == [3, 0]
+
+
+def test_beam_width_one_and_cold_sampling_are_greedy():
+    rng = np.random.default_rng(0)
+    matrix = rng.dirichlet(np.ones(12) * 0.3, size=12)
+    step, logp = chain(matrix)
+    expected = greedy(step, [], logp[5], 30, eos_id=EOS)
+    assert beam_search(step, [], logp[5], 30, width=1, eos_id=EOS) == expected
+    assert sample(step, [], logp[5], 30, temperature=1e-6, seed=1, eos_id=EOS) == expected
+    assert sample(step, [], logp[5], 30, top_k=1, seed=2, eos_id=EOS) == expected
+    assert sample(step, [], logp[5], 30, top_p=1e-9, seed=3, eos_id=EOS) == expected
+
+
+def test_sampling_is_seeded_and_follows_the_distribution():
+    step, logp = chain(np.full((4, 4), 0.25))
+    a = sample(step, [], logp[1], 200, seed=7)
+    assert a == sample(step, [], logp[1], 200, seed=7)
+    counts = np.bincount(a, minlength=4) / 200
+    assert np.all(np.abs(counts - 0.25) < 0.1)
+
+
+def test_filters():
+    logits = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
+    assert np.isinf(filter_logits(logits, 1.0, top_k=2)[2:]).all()
+    kept = np.exp(filter_logits(logits, 1.0, top_p=0.7))
+    assert kept[2] == 0 and kept[:2].sum() == 1.0 or abs(kept[:2].sum() - 1) < 1e-9
+    hot = np.exp(filter_logits(logits, 10.0))
+    assert hot.max() - hot.min() < 0.1
