@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import array
 import gzip
+import itertools
 import json
 import os
 import secrets
@@ -88,10 +89,15 @@ def _tsv_line(row: dict, columns: Sequence[str]) -> str:
 
 
 def write_tsv(path, rows: Iterable[dict], columns: Sequence[str]) -> None:
-    """Write ``rows`` as a TSV with a header; keys not in ``columns`` are left out."""
+    """Write ``rows`` as a TSV with a header; keys not in ``columns`` are left out.
+
+    The first row is made before anything is written, so an input that fails at once leaves
+    even stdout empty."""
+    rows = iter(rows)
+    first = next(rows, None)
     with atomic_write(path) as f:
         f.write("\t".join(columns) + "\n")
-        for row in rows:
+        for row in itertools.chain([first] if first is not None else [], rows):
             f.write(_tsv_line(row, columns))
 
 
