@@ -1,9 +1,10 @@
 """Measures shared by the model families. Basecalls: identity and error profile against a
 reference, aligned with mappy (minimap2, ``map-ont``; primary hit; identity = mlen / blen; an
-unmapped read counts 0)."""
+unmapped read counts 0). Language models: nats per token, perplexity, bits per character."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 
@@ -154,3 +155,12 @@ def summarise(rows: Iterable[dict]) -> dict:
         "mean_qscore_wrong_bases": mean_q("wrong"),
         "aligned_bases": blen,
     }
+
+
+def text_scores(nats: float, tokens: int, level: str) -> dict:
+    """Cross-entropy as nats per token and perplexity; bits per char for character models."""
+    per_token = nats / tokens
+    scores = {"tokens": tokens, "nats_per_token": per_token, "perplexity": math.exp(per_token)}
+    if level == "char":
+        scores["bits_per_char"] = per_token / math.log(2)
+    return scores

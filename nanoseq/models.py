@@ -9,6 +9,7 @@ from nanoseq.errors import InputError, one_line
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_BASECALLER = "dna_r941_lambda"
+DEFAULT_LANGUAGE_MODEL = "char_tinyshakespeare"
 
 
 def bundled() -> dict[str, Path]:

@@ -75,6 +75,31 @@ def epochs_done(output: Path) -> int:
         return sum(1 for _ in csv.DictReader(handle))
 
 
+def adam_cosine(learning_rate: float, clipnorm: float):
+    """The default optimizer factory: Adam, global-norm clipping, warm-up + cosine decay."""
+
+    def make(total_steps: int):
+        return keras.optimizers.Adam(schedule(learning_rate, total_steps), global_clipnorm=clipnorm)
+
+    return make
+
+
+class SaveBest(keras.callbacks.Callback):
+    """Saves ``export(model)`` as ``path`` whenever ``monitor`` improves."""
+
+    def __init__(self, path, monitor: str, mode: str, export: Callable):
+        super().__init__()
+        self.path, self.monitor, self.export = path, monitor, export
+        self.better = (lambda a, b: a < b) if mode == "min" else (lambda a, b: a > b)
+        self.best = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and (self.best is None or self.better(value, self.best)):
+            self.best = value
+            self.export(self.model).save(self.path)
+
+
 def fit(
     build: Callable[[], keras.Model],
     loss,
@@ -82,8 +107,7 @@ def fit(
     output: str | Path,
     epochs: int,
     batch_size: int,
-    learning_rate: float,
-    clipnorm: float,
+    optimizer: Callable[[int], keras.optimizers.Optimizer],
     validation: tuple | None = None,
     resume: bool = False,
     max_minutes: float | None = None,
@@ -92,8 +116,11 @@ def fit(
     callbacks: list | None = None,
     monitor: str = "val_loss",
     monitor_mode: str = "min",
+    shuffle: bool = True,
+    export: Callable[[keras.Model], keras.Model] = lambda model: model,
 ):
-    """Compile (or resume) and train; the best model by ``monitor`` is saved as ``model.keras``.
+    """Compile (or resume) and train; ``export(model)`` at its best ``monitor`` is saved as
+    ``model.keras``; ``optimizer(total_steps)`` makes the optimizer.
 
     Resuming loads ``checkpoint.keras`` (weights and optimizer state) and continues at the
     epoch after the last row of ``training.csv``.
@@ -106,20 +133,18 @@ def fit(
     initial_epoch = 0
     with scope.scope() if scope else contextlib.nullcontext():
         if resume and (output / CHECKPOINT).is_file():
-            net = keras.saving.load_model(output / CHECKPOINT, custom_objects={loss.__name__: loss})
+            net = keras.saving.load_model(output / CHECKPOINT)
             initial_epoch = epochs_done(output)
             log.info("resuming from %s at epoch %d", output / CHECKPOINT, initial_epoch + 1)
         else:
             net = build()
-            steps = epochs * max(1, len(train[0]) // batch_size)
-            optimizer = keras.optimizers.Adam(schedule(learning_rate, steps), clipnorm=clipnorm)
-            net.compile(optimizer=optimizer, loss=loss)
+            net.compile(
+                optimizer=optimizer(epochs * max(1, len(train[0]) // batch_size)), loss=loss
+            )
     watch = [
         *(callbacks or []),
         keras.callbacks.ModelCheckpoint(output / CHECKPOINT),
-        keras.callbacks.ModelCheckpoint(
-            output / BEST, monitor=monitor, mode=monitor_mode, save_best_only=True
-        ),
+        SaveBest(output / BEST, monitor, monitor_mode, export),
         keras.callbacks.CSVLogger(output / LOG, append=initial_epoch > 0),
     ]
     if max_minutes:
@@ -131,7 +156,7 @@ def fit(
         epochs=epochs,
         initial_epoch=initial_epoch,
         validation_data=validation,
-        shuffle=True,
+        shuffle=shuffle,
         callbacks=watch,
         verbose=2 if log.isEnabledFor(logging.INFO) else 0,
     )

@@ -13,11 +13,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from nanoseq.basecaller.pipeline import basecall
 from nanoseq.errors import InputError
 from nanoseq.io import CallsWriter, write_metrics
 from nanoseq.metrics import Aligner, summarise
 from nanoseq.models import load_model
-from nanoseq.runtime import import_keras, set_threads
+from nanoseq.runtime import set_threads
 from nanoseq.signal.readers import find_signal_files, read_signal
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def basecall_files(
     trim: bool = True,
 ) -> dict:
     """Basecall ``reads`` (files or folders) with ``model``, write the outputs, return metrics."""
-    find_signal_files(reads)  # fail on bad input before the slow start of the backend
+    find_signal_files(reads)  # fail on bad input before loading the model
     wanted = read_id_file(read_ids)
     aligner = Aligner(reference) if reference else None
     to_file = output not in (None, "-")
@@ -68,10 +69,8 @@ def basecall_files(
         summary=summary,
         summary_columns=ALIGNMENT_COLUMNS if aligner else (),
     )
-    import_keras()
     set_threads(threads)
     net = load_model(model)
-    from nanoseq.basecaller.pipeline import basecall
 
     counts = {"reads": 0, "bases": 0, "samples": 0, "below_min_qscore": 0}
     rows = []

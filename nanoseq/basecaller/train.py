@@ -16,7 +16,7 @@ import numpy as np
 
 from nanoseq.basecaller.decode import greedy
 from nanoseq.basecaller.model import ALPHABET, STRIDES, Basecaller, ctc_loss
-from nanoseq.training import fit, seed_everything
+from nanoseq.training import adam_cosine, fit, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,7 @@ def train_basecaller(
         output=output,
         epochs=epochs,
         batch_size=batch_size,
-        learning_rate=learning_rate,
-        clipnorm=clipnorm,
+        optimizer=adam_cosine(learning_rate, clipnorm),
         resume=resume,
         max_minutes=max_minutes,
         strategy=strategy,

@@ -20,6 +20,7 @@ COMMANDS = {
     "basecall": "nanoseq.cli.basecall:basecall",
     "evaluate": "nanoseq.cli.evaluate:evaluate",
     "inspect": "nanoseq.cli.inspect:inspect",
+    "lm": "nanoseq.cli.lm:lm",
     "models": "nanoseq.cli.models:models",
     "prepare": "nanoseq.cli.prepare:prepare",
     "simulate": "nanoseq.cli.simulate:simulate",

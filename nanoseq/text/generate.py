@@ -118,3 +118,51 @@ def beam_search(
                 break
     finished.extend(beams)
     return max(finished, key=ranked)[0]
+
+
+def generate_text(
+    model: str,
+    prompt: str = "",
+    length: int = 300,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    beam_width: int | None = None,
+    length_penalty: float = 0.0,
+    seed: int | None = None,
+) -> str:
+    """The prompt and the language model's continuation of it (``nanoseq lm generate``)."""
+    from nanoseq.models import load_model
+    from nanoseq.text.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocabulary
+
+    net = load_model(model)
+    vocab = Vocabulary.from_config(net.vocabulary)
+    ids = vocab.encode(prompt)
+    log_probs, states = net.prime(ids if len(ids) else np.array([BOS_ID]))
+    eos = EOS_ID if vocab.level == "word" else None
+    banned = [PAD_ID, UNK_ID, BOS_ID] + ([] if eos is not None else [EOS_ID])
+    step = without(net.step, banned)
+    log_probs = without_ids(log_probs[None], banned)[0]
+    if beam_width:
+        tokens = beam_search(step, states, log_probs, length, beam_width, length_penalty, eos)
+    else:
+        tokens = sample(step, states, log_probs, length, temperature, top_k, top_p, seed, eos)
+    joiner = "" if vocab.level == "char" or not prompt else " "
+    return prompt + joiner + vocab.decode(tokens)
+
+
+def without_ids(log_probs: np.ndarray, banned: list[int]) -> np.ndarray:
+    """Log probabilities renormalised with ``banned`` tokens made impossible."""
+    log_probs = np.array(log_probs, dtype=np.float64)
+    log_probs[:, banned] = -np.inf
+    return log_softmax(log_probs)
+
+
+def without(step: Step, banned: list[int]) -> Step:
+    """``step`` that never proposes the ``banned`` tokens (e.g. <pad>, <unk>)."""
+
+    def masked(tokens, states):
+        log_probs, states = step(tokens, states)
+        return without_ids(log_probs, banned), states
+
+    return masked

@@ -82,7 +82,7 @@ def test_resume_after_interruption_equals_one_run(
         == 0
     )
 
-    import nanoseq.basecaller.pipeline as job
+    import nanoseq.basecaller.job as job
 
     real = job.basecall
 

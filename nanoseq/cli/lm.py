@@ -1,0 +1,91 @@
+"""``nanoseq lm``: train, evaluate and sample character/word language models."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from nanoseq.models import DEFAULT_LANGUAGE_MODEL
+
+
+@click.group()
+def lm():
+    """Language models (character or word RNN/GRU/LSTM)."""
+
+
+@lm.command()
+@click.argument("train_files", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--valid",
+    "valid_files",
+    multiple=True,
+    required=True,
+    type=click.Path(),
+    help="Validation text (repeat for several files).",
+)
+@click.option("-o", "--output", required=True, help="Folder for checkpoints, log and model.")
+@click.option("--level", default="char", type=click.Choice(["char", "word"]), show_default=True)
+@click.option(
+    "--cell", default="lstm", type=click.Choice(["rnn", "gru", "lstm"]), show_default=True
+)
+@click.option("--layers", default=2, show_default=True, type=click.IntRange(1, 4))
+@click.option("--units", default=256, show_default=True)
+@click.option("--embedding-dim", default=256, show_default=True)
+@click.option("--dropout", default=0.0, show_default=True, help="Between layers.")
+@click.option("--layer-norm", is_flag=True)
+@click.option("--tie-weights", is_flag=True, help="Share embedding and softmax weights.")
+@click.option("--min-count", default=1, show_default=True, help="Vocabulary frequency cut-off.")
+@click.option("--max-vocab", type=int, help="Vocabulary size limit (specials included).")
+@click.option("--batch-size", default=32, show_default=True, help="Rows read in parallel.")
+@click.option("--steps", default=100, show_default=True, help="BPTT window length.")
+@click.option("--epochs", default=10, show_default=True)
+@click.option("--optimizer", default="adam", type=click.Choice(["adam", "sgd"]), show_default=True)
+@click.option("--lr", "learning_rate", default=2e-3, show_default=True)
+@click.option("--clip", "clipnorm", default=5.0, show_default=True, help="Global norm clip.")
+@click.option("--decay", default=0.5, show_default=True, help="Factor for --decay-from.")
+@click.option("--decay-from", type=int, help="Multiply the lr by --decay every epoch from this.")
+@click.option("--max-minutes", type=float, help="Stop after this much wall time.")
+@click.option("--resume", is_flag=True, help="Continue from OUTPUT/checkpoint.keras.")
+@click.option("--seed", default=1, show_default=True)
+def train(train_files, valid_files, output, **options):
+    """Train a language model on TRAIN_FILES (plain or gzipped text)."""
+    from nanoseq.text.train import train_language_model
+
+    train_language_model(list(train_files), list(valid_files), output, **options)
+
+
+@lm.command()
+@click.option("-m", "--model", default=DEFAULT_LANGUAGE_MODEL, show_default=True)
+@click.option("--text", "text_file", required=True, type=click.Path(), help="Held-out text.")
+@click.option("-o", "--output", help="Also write the metrics JSON here.")
+def evaluate(model, text_file, output):
+    """Cross-entropy of a whole text, state carried across it: one JSON line."""
+    from nanoseq.io import write_metrics
+    from nanoseq.text.evaluate import evaluate_text
+
+    metrics = evaluate_text(model, text_file)
+    if output:
+        write_metrics(output, metrics)
+    click.echo(json.dumps(metrics))
+
+
+@lm.command()
+@click.option("-m", "--model", default=DEFAULT_LANGUAGE_MODEL, show_default=True)
+@click.option("-p", "--prompt", default="", help="Text to continue.")
+@click.option("-n", "--length", default=300, show_default=True, help="Tokens to generate.")
+@click.option("--temperature", default=1.0, show_default=True, help="0 = greedy.")
+@click.option("--top-k", type=int)
+@click.option("--top-p", type=float)
+@click.option("--beam-width", type=int, help="Beam search instead of sampling.")
+@click.option("--length-penalty", default=0.0, show_default=True)
+@click.option("--seed", type=int)
+def generate(model, prompt, length, temperature, top_k, top_p, beam_width, length_penalty, seed):
+    """Continue PROMPT with the model; the prompt and its continuation go to stdout."""
+    from nanoseq.text.generate import generate_text
+
+    click.echo(
+        generate_text(
+            model, prompt, length, temperature, top_k, top_p, beam_width, length_penalty, seed
+        )
+    )

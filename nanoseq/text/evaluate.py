@@ -1,0 +1,67 @@
+"""Score a language model on a text: cross-entropy over the whole text with the recurrent state
+carried from window to window (the model reads the text once, start to end)."""
+
+from __future__ import annotations
+
+import weakref
+
+import keras
+import numpy as np
+
+from nanoseq.metrics import text_scores
+from nanoseq.text.data import encode_corpus
+from nanoseq.text.lm import LanguageModel
+from nanoseq.text.vocab import Vocabulary
+
+
+def stream_nats(model: LanguageModel, stream: np.ndarray, rows: int = 1, steps: int = 100):
+    """Summed cross-entropy (nats) of every next token of ``stream`` and how many were scored.
+
+    The stream is cut into ``rows`` contiguous rows read in parallel, state carried throughout
+    (``rows`` 1 reads the whole text in order)."""
+    rows = max(1, min(rows, (len(stream) - 1) // steps or 1))
+    length = (len(stream) - 1) // rows
+    inputs = stream[: rows * length].reshape(rows, length)
+    targets = stream[1 : rows * length + 1].reshape(rows, length)
+    states, total = model.zero_states(rows), 0.0
+    forward = _compiled(model)
+    for start in range(0, length, steps):
+        x, y = inputs[:, start : start + steps], targets[:, start : start + steps]
+        logits, states = forward(x, states)
+        log_probs = keras.ops.log_softmax(logits, axis=-1)
+        picked = np.take_along_axis(keras.ops.convert_to_numpy(log_probs), y[..., None], -1)
+        total -= float(picked.sum())
+    return total, rows * length
+
+
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _compiled(model):
+    """The model's (tokens, states) -> (logits, states), traced once per model on TensorFlow."""
+    if model not in _COMPILED:
+        forward = lambda x, s: model(x, s, return_states=True)  # noqa: E731
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            forward = tf.function(forward, reduce_retracing=True)
+        _COMPILED[model] = forward
+    return _COMPILED[model]
+
+
+def evaluate_text(model: str, text_file: str) -> dict:
+    """``nanoseq lm evaluate``: nats per token, perplexity (and bits per char) of a text.
+
+    Word models count ``<eos>`` at line ends as a token, as the PTB literature does."""
+    from nanoseq.models import load_model
+
+    net = load_model(model)
+    vocab = Vocabulary.from_config(net.vocabulary)
+    stream = encode_corpus([text_file], vocab)
+    nats, tokens = stream_nats(net, stream)
+    return {
+        "model": str(model),
+        "text": str(text_file),
+        "level": vocab.level,
+        **text_scores(nats, tokens, vocab.level),
+    }

@@ -1,0 +1,137 @@
+"""Train language models: truncated BPTT over corpus streams, validated each epoch over the
+whole validation text with the state carried (see :mod:`nanoseq.text.evaluate`)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from nanoseq.metrics import text_scores
+from nanoseq.text.data import bptt_windows, corpus_text, encode_corpus, read_text
+from nanoseq.text.evaluate import stream_nats
+from nanoseq.text.lm import LanguageModel, StreamingTrainer
+from nanoseq.text.vocab import Vocabulary
+from nanoseq.training import adam_cosine, fit, seed_everything
+
+log = logging.getLogger(__name__)
+
+
+class StreamValidation(keras.callbacks.Callback):
+    """Resets the carried state each epoch; scores the validation stream at each epoch's end."""
+
+    def __init__(self, stream: np.ndarray, level: str, rows: int = 10):
+        super().__init__()
+        self.stream, self.level, self.rows = stream, level, rows
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.reset()
+
+    def on_epoch_end(self, epoch, logs=None):
+        nats, tokens = stream_nats(self.model.model, self.stream, self.rows)
+        scores = text_scores(nats, tokens, self.level)
+        logs = logs if logs is not None else {}
+        logs["val_nats_per_token"] = scores["nats_per_token"]
+        logs["val_perplexity"] = scores["perplexity"]
+        log.info(
+            "epoch %d: validation %.4f nats/token, perplexity %.2f",
+            epoch + 1,
+            scores["nats_per_token"],
+            scores["perplexity"],
+        )
+        self.model.reset()
+
+
+def halve_from(epoch_number: int, factor: float):
+    """Multiply the learning rate by ``factor`` at the start of every epoch from
+    ``epoch_number`` (1-based) on: Zaremba et al.'s schedule."""
+
+    def schedule(epoch, lr):
+        return lr * factor if epoch + 1 >= epoch_number else lr
+
+    return keras.callbacks.LearningRateScheduler(schedule)
+
+
+def train_language_model(
+    train_files: list[str],
+    valid_files: list[str],
+    output: str | Path,
+    level: str = "char",
+    cell: str = "lstm",
+    layers: int = 2,
+    units: int = 256,
+    embedding_dim: int = 256,
+    dropout: float = 0.0,
+    layer_norm: bool = False,
+    tie_weights: bool = False,
+    min_count: int = 1,
+    max_vocab: int | None = None,
+    batch_size: int = 32,
+    steps: int = 100,
+    epochs: int = 10,
+    optimizer: str = "adam",
+    learning_rate: float = 2e-3,
+    clipnorm: float = 5.0,
+    decay: float = 0.5,
+    decay_from: int | None = None,
+    resume: bool = False,
+    max_minutes: float | None = None,
+    seed: int = 1,
+):
+    """Build the vocabulary on ``train_files``, train, and save the best model by validation."""
+    seed_everything(seed)
+    texts = [corpus_text(read_text(path), level) for path in train_files]
+    vocab = Vocabulary.build(texts, level, min_count=min_count, max_size=max_vocab)
+    train = encode_corpus(train_files, vocab)
+    valid = encode_corpus(valid_files, vocab)
+    log.info(
+        "vocabulary %d symbols; %d training and %d validation tokens",
+        len(vocab),
+        len(train),
+        len(valid),
+    )
+    x, y = bptt_windows(train, batch_size, steps)
+
+    def build():
+        model = LanguageModel(
+            len(vocab),
+            embedding_dim,
+            units,
+            layers,
+            cell,
+            dropout,
+            layer_norm,
+            tie_weights,
+            vocabulary=vocab.get_config(),
+        )
+        return StreamingTrainer(model, batch_size)
+
+    if optimizer == "sgd":
+
+        def make(_):
+            return keras.optimizers.SGD(learning_rate, global_clipnorm=clipnorm)
+    elif optimizer == "adam":
+        make = adam_cosine(learning_rate, clipnorm)
+    else:
+        raise ValueError(f"optimizer must be adam or sgd, got {optimizer!r}")
+    callbacks = [StreamValidation(valid, level)]
+    if decay_from:
+        callbacks.append(halve_from(decay_from, decay))
+    return fit(
+        build=build,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        train=(x, y),
+        output=output,
+        epochs=epochs,
+        batch_size=batch_size,
+        optimizer=make,
+        resume=resume,
+        max_minutes=max_minutes,
+        callbacks=callbacks,
+        monitor="val_nats_per_token",
+        monitor_mode="min",
+        shuffle=False,
+        export=lambda trainer: trainer.model,
+    )

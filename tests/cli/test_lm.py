@@ -1,0 +1,89 @@
+"""`nanoseq lm train | evaluate | generate` end to end on a small real text."""
+
+import csv
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from nanoseq.cli import main
+
+from .test_inspect import run
+
+SONNET = """From fairest creatures we desire increase,
+That thereby beauty's rose might never die,
+But as the riper should by time decease,
+His tender heir might bear his memory:
+But thou contracted to thine own bright eyes,
+Feed'st thy light's flame with self-substantial fuel,
+Making a famine where abundance lies,
+Thy self thy foe, to thy sweet self too cruel:
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("lm")
+    (folder / "train.txt").write_text(SONNET * 6)
+    (folder / "valid.txt").write_text(SONNET[:200])
+    result = CliRunner().invoke(main, [
+        "lm", "train", str(folder / "train.txt"), "--valid", str(folder / "valid.txt"),
+        "-o", str(folder / "run"), "--units", "48", "--embedding-dim", "16", "--layers", "1",
+        "--batch-size", "4", "--steps", "40", "--epochs", "3", "--lr", "1e-2",
+    ], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def test_train_writes_log_checkpoint_and_model(trained):
+    run_dir = trained / "run"
+    assert {"model.keras", "checkpoint.keras", "training.csv"} <= {p.name for p in
+                                                                  run_dir.iterdir()}
+    with open(run_dir / "training.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3
+    losses = [float(r["val_nats_per_token"]) for r in rows]
+    assert losses[-1] < losses[0]
+
+
+def test_resume_continues_the_log(trained):
+    result = CliRunner().invoke(main, [
+        "lm", "train", str(trained / "train.txt"), "--valid", str(trained / "valid.txt"),
+        "-o", str(trained / "run"), "--units", "48", "--embedding-dim", "16", "--layers", "1",
+        "--batch-size", "4", "--steps", "40", "--epochs", "4", "--resume",
+    ], catch_exceptions=False)
+    assert result.exit_code == 0
+    with open(trained / "run" / "training.csv") as handle:
+        assert [int(r["epoch"]) for r in csv.DictReader(handle)] == [0, 1, 2, 3]
+
+
+def test_evaluate_prints_one_json_line(trained, tmp_path):
+    out = tmp_path / "m.json"
+    result = CliRunner().invoke(main, ["lm", "evaluate", "-m", str(trained / "run/model.keras"),
+                                       "--text", str(trained / "valid.txt"), "-o", str(out)])
+    assert result.exit_code == 0
+    metrics = json.loads(result.stdout)
+    assert metrics == json.loads(out.read_text())
+    assert metrics["tokens"] == len(SONNET[:200]) - 1
+    assert metrics["bits_per_char"] == pytest.approx(metrics["nats_per_token"] / 0.693147, 1e-4)
+    assert 1 < metrics["perplexity"] < 40
+
+
+def test_generate_is_seeded(trained):
+    args = ["lm", "generate", "-m", str(trained / "run/model.keras"), "-p", "From", "-n", "30"]
+    a = CliRunner().invoke(main, [*args, "--seed", "3"]).stdout
+    b = CliRunner().invoke(main, [*args, "--seed", "3"]).stdout
+    assert a == b and a.startswith("From") and len(a.strip()) == 34
+    greedy = CliRunner().invoke(main, [*args, "--temperature", "0"]).stdout
+    beam = CliRunner().invoke(main, [*args, "--beam-width", "1"]).stdout
+    assert greedy == beam
+
+
+def test_bad_input_is_one_line(tmp_path):
+    result = run("lm", "evaluate", "-m", tmp_path / "none.keras", "--text", tmp_path / "x.txt")
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    (tmp_path / "empty.txt").write_text("")
+    result = run("lm", "train", tmp_path / "empty.txt", "--valid", tmp_path / "empty.txt",
+                 "-o", tmp_path / "run")
+    assert result.returncode == 1 and "empty text" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
