@@ -64,13 +64,13 @@ def main() -> None:
         start = time.perf_counter()
         bases = 0
         with CallsWriter(out) as writer:
-            for call in basecall(read_signal([args.reads]), model, args.batch_size,
-                                 beam_width=width):
+            for call in basecall(
+                read_signal([args.reads]), model, args.batch_size, beam_width=width
+            ):
                 writer.write(call)
                 bases += len(call.sequence)
         seconds = time.perf_counter() - start
-        metrics = evaluate_calls(out, args.reference, work / f"{label}.json",
-                                 work / f"{label}.tsv")
+        metrics = evaluate_calls(out, args.reference, work / f"{label}.json", work / f"{label}.tsv")
         result[label] = {
             "beam_width": width,
             "seconds": round(seconds, 3),
@@ -89,7 +89,7 @@ def main() -> None:
     windows = []
     for read in reads:
         pa = read.pa
-        signal, _, _ = normalise(pa[trim_start(pa):], meta["normalisation"])
+        signal, _, _ = normalise(pa[trim_start(pa) :], meta["normalisation"])
         windows.extend(chunk(signal, meta["chunk_size"], meta["overlap"], model.stride)[0])
     runner = Runner(model, args.batch_size, meta["chunk_size"])
     start = time.perf_counter()

@@ -118,9 +118,11 @@ def fit(
     monitor_mode: str = "min",
     shuffle: bool = True,
     export: Callable[[keras.Model], keras.Model] = lambda model: model,
+    jit_compile: bool | str = "auto",
 ):
     """Compile (or resume) and train; ``export(model)`` at its best ``monitor`` is saved as
-    ``model.keras``; ``optimizer(total_steps)`` makes the optimizer.
+    ``model.keras``; ``optimizer(total_steps)`` makes the optimizer. ``jit_compile=True`` asks
+    for XLA even on CPU, where Keras leaves it off by default.
 
     Resuming loads ``checkpoint.keras`` (weights and optimizer state) and continues at the
     epoch after the last row of ``training.csv``.
@@ -139,7 +141,9 @@ def fit(
         else:
             net = build()
             net.compile(
-                optimizer=optimizer(epochs * max(1, len(train[0]) // batch_size)), loss=loss
+                optimizer=optimizer(epochs * max(1, len(train[0]) // batch_size)),
+                loss=loss,
+                jit_compile=jit_compile,
             )
     watch = [
         *(callbacks or []),

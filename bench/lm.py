@@ -1,0 +1,125 @@
+"""Language-model benchmarks: train, then score held-out text. One JSON line per task.
+
+    python bench/lm.py shakespeare [--minutes 30]   # char LSTM 2x256, first 90 % / last 10 %
+    python bench/lm.py ptb                          # Zaremba et al. small: 2x200 LSTM, 13 epochs
+
+Data from ../shared/data/text. Training tokens/s is measured over the whole training run; the
+baseline measured in the same run is the untrained model's validation score (ln V per token).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from nanoseq.runtime import import_keras
+
+keras = import_keras()
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXT = ROOT.parent / "shared" / "data" / "text"
+
+TASKS = {
+    "shakespeare": dict(
+        level="char",
+        cell="lstm",
+        layers=2,
+        units=256,
+        embedding_dim=64,
+        batch_size=32,
+        steps=100,
+        epochs=30,
+        optimizer="adam",
+        learning_rate=2e-3,
+        clipnorm=5.0,
+    ),
+    "ptb": dict(
+        level="word",
+        cell="lstm",
+        layers=2,
+        units=200,
+        embedding_dim=200,
+        batch_size=20,
+        steps=20,
+        epochs=13,
+        optimizer="sgd",
+        learning_rate=1.0,
+        clipnorm=5.0,
+        decay=0.5,
+        decay_from=5,
+    ),
+}
+
+
+def files(task: str, work: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    if task == "ptb":
+        folder = TEXT / "ptb"
+        return [folder / "ptb.train.txt"], [folder / "ptb.valid.txt"], [folder / "ptb.test.txt"]
+    text = (TEXT / "tinyshakespeare.txt").read_text()
+    cut = int(len(text) * 0.9)
+    (work / "train.txt").write_text(text[:cut])
+    (work / "valid.txt").write_text(text[cut:])
+    return [work / "train.txt"], [work / "valid.txt"], [work / "valid.txt"]
+
+
+class BatchCounter(keras.callbacks.Callback):
+    """Counts training batches, for tokens per second."""
+
+    batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("task", choices=sorted(TASKS))
+    parser.add_argument("--minutes", type=float, help="Training time limit.")
+    parser.add_argument("--output", help="Training folder (default: a temporary one).")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    logging.basicConfig(level=logging.INFO, format="[bench] %(message)s")
+
+    from nanoseq.runtime import set_threads
+    from nanoseq.text.evaluate import evaluate_text
+    from nanoseq.text.train import train_language_model
+
+    set_threads(args.threads)
+    work = Path(tempfile.mkdtemp())
+    train, valid, test = files(args.task, work)
+    output = Path(args.output or work / "run")
+    counter = BatchCounter()
+    start = time.perf_counter()
+    trainer, history = train_language_model(
+        [str(p) for p in train],
+        [str(p) for p in valid],
+        output,
+        max_minutes=args.minutes,
+        callbacks=[counter],
+        **TASKS[args.task],
+    )
+    seconds = time.perf_counter() - start
+    config = TASKS[args.task]
+    tokens = counter.batches * config["batch_size"] * config["steps"]
+    result = {
+        "benchmark": f"lm-{args.task}",
+        "config": TASKS[args.task],
+        "epochs_run": len(history.history["loss"]),
+        "train_seconds": round(seconds),
+        "train_tokens_per_s": round(tokens / seconds),
+        "baseline_nats_per_token": round(math.log(trainer.model.vocab_size), 4),
+        "valid": evaluate_text(str(output / "model.keras"), str(valid[0])),
+        "test": evaluate_text(str(output / "model.keras"), str(test[0])),
+    }
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
