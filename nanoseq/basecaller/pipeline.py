@@ -12,7 +12,7 @@ import logging
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import keras
 import numpy as np
@@ -171,11 +171,6 @@ def _call(item: _InFlight, logits: np.ndarray, stride: int, beam_width: int) -> 
 
 def _start_time(read: Read) -> str | None:
     """ISO-8601 time of the read's first sample, when the run's start time is known."""
-    run_start = read.metadata.get("exp_start_time")
-    if not run_start:
+    if read.run_start is None:
         return None
-    try:
-        start = datetime.fromisoformat(run_start.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (start + timedelta(seconds=read.start_time)).isoformat(timespec="milliseconds")
+    return (read.run_start + timedelta(seconds=read.start_time)).isoformat(timespec="milliseconds")

@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,15 @@ class Read:
     def start_time(self) -> float:
         """Seconds from the start of the run."""
         return self.start_sample / self.sample_rate
+
+    @property
+    def run_start(self) -> datetime | None:
+        """When the run began, if the file says (``exp_start_time``, ISO-8601)."""
+        text = self.metadata.get("exp_start_time")
+        try:
+            return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+        except ValueError:
+            return None
 
 
 def find_signal_files(paths: Iterable[str | os.PathLike]) -> list[Path]:

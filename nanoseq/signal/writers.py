@@ -33,13 +33,7 @@ def write_signal(reads: Iterable[Read], path: str | Path) -> int:
 
 
 def _run_start(read: Read) -> datetime.datetime:
-    text = read.metadata.get("exp_start_time")
-    if text:
-        try:
-            return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-    return datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
+    return read.run_start or datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
 
 
 def _write_pod5(path: Path, reads: Iterable[Read]) -> int:
