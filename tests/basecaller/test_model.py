@@ -10,6 +10,7 @@ from nanoseq.basecaller.model import Basecaller, ctc_loss
 
 @pytest.mark.parametrize("rnn", ["lstm", "gru"])
 def test_round_trip_through_keras_file(tmp_path, rnn):
+    keras.utils.set_random_seed(0)
     model = Basecaller(
         filters=(4, 8),
         kernels=(5, 9),
@@ -26,7 +27,8 @@ def test_round_trip_through_keras_file(tmp_path, rnn):
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert isinstance(loaded, Basecaller)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
+    # a weight not restored gives differences of order 1; 1e-4 allows float reassociation
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4)
     assert loaded.stride == 3
     assert loaded.metadata["chemistry"] == "test" and loaded.metadata["alphabet"] == "NACGT"
     assert loaded.metadata["stride"] == 3 and loaded.metadata["sample_rate"] == 4000
