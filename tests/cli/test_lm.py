@@ -26,19 +26,42 @@ def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lm")
     (folder / "train.txt").write_text(SONNET * 6)
     (folder / "valid.txt").write_text(SONNET[:200])
-    result = CliRunner().invoke(main, [
-        "lm", "train", str(folder / "train.txt"), "--valid", str(folder / "valid.txt"),
-        "-o", str(folder / "run"), "--units", "48", "--embedding-dim", "16", "--layers", "1",
-        "--batch-size", "4", "--steps", "40", "--epochs", "3", "--lr", "1e-2",
-    ], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main,
+        [
+            "lm",
+            "train",
+            str(folder / "train.txt"),
+            "--valid",
+            str(folder / "valid.txt"),
+            "-o",
+            str(folder / "run"),
+            "--units",
+            "48",
+            "--embedding-dim",
+            "16",
+            "--layers",
+            "1",
+            "--batch-size",
+            "4",
+            "--steps",
+            "40",
+            "--epochs",
+            "3",
+            "--lr",
+            "1e-2",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     return folder
 
 
 def test_train_writes_log_checkpoint_and_model(trained):
     run_dir = trained / "run"
-    assert {"model.keras", "checkpoint.keras", "training.csv"} <= {p.name for p in
-                                                                  run_dir.iterdir()}
+    assert {"model.keras", "checkpoint.keras", "training.csv"} <= {
+        p.name for p in run_dir.iterdir()
+    }
     with open(run_dir / "training.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 3
@@ -47,11 +70,32 @@ def test_train_writes_log_checkpoint_and_model(trained):
 
 
 def test_resume_continues_the_log(trained):
-    result = CliRunner().invoke(main, [
-        "lm", "train", str(trained / "train.txt"), "--valid", str(trained / "valid.txt"),
-        "-o", str(trained / "run"), "--units", "48", "--embedding-dim", "16", "--layers", "1",
-        "--batch-size", "4", "--steps", "40", "--epochs", "4", "--resume",
-    ], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main,
+        [
+            "lm",
+            "train",
+            str(trained / "train.txt"),
+            "--valid",
+            str(trained / "valid.txt"),
+            "-o",
+            str(trained / "run"),
+            "--units",
+            "48",
+            "--embedding-dim",
+            "16",
+            "--layers",
+            "1",
+            "--batch-size",
+            "4",
+            "--steps",
+            "40",
+            "--epochs",
+            "4",
+            "--resume",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0
     with open(trained / "run" / "training.csv") as handle:
         assert [int(r["epoch"]) for r in csv.DictReader(handle)] == [0, 1, 2, 3]
@@ -59,8 +103,19 @@ def test_resume_continues_the_log(trained):
 
 def test_evaluate_prints_one_json_line(trained, tmp_path):
     out = tmp_path / "m.json"
-    result = CliRunner().invoke(main, ["lm", "evaluate", "-m", str(trained / "run/model.keras"),
-                                       "--text", str(trained / "valid.txt"), "-o", str(out)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "lm",
+            "evaluate",
+            "-m",
+            str(trained / "run/model.keras"),
+            "--text",
+            str(trained / "valid.txt"),
+            "-o",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0
     metrics = json.loads(result.stdout)
     assert metrics == json.loads(out.read_text())
@@ -83,7 +138,14 @@ def test_bad_input_is_one_line(tmp_path):
     result = run("lm", "evaluate", "-m", tmp_path / "none.keras", "--text", tmp_path / "x.txt")
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
     (tmp_path / "empty.txt").write_text("")
-    result = run("lm", "train", tmp_path / "empty.txt", "--valid", tmp_path / "empty.txt",
-                 "-o", tmp_path / "run")
+    result = run(
+        "lm",
+        "train",
+        tmp_path / "empty.txt",
+        "--valid",
+        tmp_path / "empty.txt",
+        "-o",
+        tmp_path / "run",
+    )
     assert result.returncode == 1 and "empty text" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
