@@ -149,3 +149,14 @@ def test_bad_input_is_one_line(tmp_path):
     )
     assert result.returncode == 1 and "empty text" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bundled_model_generates_out_of_the_box():
+    result = CliRunner().invoke(
+        main, ["lm", "generate", "--prompt", "ROMEO:", "-n", "80", "--seed", "1"]
+    )
+    assert result.exit_code == 0
+    text = result.stdout
+    assert text.startswith("ROMEO:") and len(text.rstrip("\n")) == 86
+    words = [w for w in text[6:].split() if w.isalpha()]
+    assert len(words) >= 5  # it writes words, not noise
