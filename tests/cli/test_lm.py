@@ -21,38 +21,37 @@ Thy self thy foe, to thy sweet self too cruel:
 """
 
 
+def train_small(folder, *options):
+    """A small model on the folder's train.txt / valid.txt, into folder/run."""
+    args = [
+        "lm",
+        "train",
+        folder / "train.txt",
+        "--valid",
+        folder / "valid.txt",
+        "-o",
+        folder / "run",
+        "--units",
+        48,
+        "--embedding-dim",
+        16,
+        "--layers",
+        1,
+        "--batch-size",
+        4,
+        "--steps",
+        40,
+        *options,
+    ]
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lm")
     (folder / "train.txt").write_text(SONNET * 6)
     (folder / "valid.txt").write_text(SONNET[:200])
-    result = CliRunner().invoke(
-        main,
-        [
-            "lm",
-            "train",
-            str(folder / "train.txt"),
-            "--valid",
-            str(folder / "valid.txt"),
-            "-o",
-            str(folder / "run"),
-            "--units",
-            "48",
-            "--embedding-dim",
-            "16",
-            "--layers",
-            "1",
-            "--batch-size",
-            "4",
-            "--steps",
-            "40",
-            "--epochs",
-            "3",
-            "--lr",
-            "1e-2",
-        ],
-        catch_exceptions=False,
-    )
+    result = train_small(folder, "--epochs", "3", "--lr", "1e-2")
     assert result.exit_code == 0, result.output
     return folder
 
@@ -70,32 +69,7 @@ def test_train_writes_log_checkpoint_and_model(trained):
 
 
 def test_resume_continues_the_log(trained):
-    result = CliRunner().invoke(
-        main,
-        [
-            "lm",
-            "train",
-            str(trained / "train.txt"),
-            "--valid",
-            str(trained / "valid.txt"),
-            "-o",
-            str(trained / "run"),
-            "--units",
-            "48",
-            "--embedding-dim",
-            "16",
-            "--layers",
-            "1",
-            "--batch-size",
-            "4",
-            "--steps",
-            "40",
-            "--epochs",
-            "4",
-            "--resume",
-        ],
-        catch_exceptions=False,
-    )
+    result = train_small(trained, "--epochs", "4", "--resume")
     assert result.exit_code == 0
     with open(trained / "run" / "training.csv") as handle:
         assert [int(r["epoch"]) for r in csv.DictReader(handle)] == [0, 1, 2, 3]
