@@ -27,6 +27,7 @@ import pysam
 
 from nanoseq import __version__
 from nanoseq.errors import InputError
+from nanoseq.sequence import reverse_complement
 
 SUMMARY_COLUMNS = (
     "filename read_id run_id channel mux start_time duration template_start template_duration"
@@ -432,7 +433,7 @@ def read_calls(path) -> Iterator[tuple[str, str, np.ndarray | None]]:
                     quals = record.query_qualities
                     sequence = record.query_sequence or ""
                     if record.is_reverse:  # stored reverse-complemented: back to the read
-                        sequence = sequence.translate(_COMPLEMENT)[::-1]
+                        sequence = reverse_complement(sequence)
                         quals = None if quals is None else quals[::-1]
                     yield record.query_name, sequence, _phred(quals)
             return
@@ -446,6 +447,3 @@ def read_calls(path) -> Iterator[tuple[str, str, np.ndarray | None]]:
 
 def _phred(quals) -> np.ndarray | None:
     return None if quals is None else np.asarray(quals, dtype=np.uint8)
-
-
-_COMPLEMENT = str.maketrans("ACGTN", "TGCAN")

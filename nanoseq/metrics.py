@@ -11,9 +11,9 @@ from collections.abc import Iterable
 import numpy as np
 
 from nanoseq.errors import InputError
+from nanoseq.sequence import reverse_complement
 
 _CIGAR = re.compile(r"(\d+)([MIDNSHP=X])")
-_COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
 HOMOPOLYMER = 5
 
 
@@ -38,7 +38,7 @@ class Aligner:
         query = sequence[hit.q_st : hit.q_en]
         quals = None if qualities is None else np.asarray(qualities)[hit.q_st : hit.q_en]
         if hit.strand < 0:
-            query = query.translate(_COMPLEMENT)[::-1]
+            query = reverse_complement(query)
             quals = None if quals is None else quals[::-1]
         columns = _columns(hit.cigar_str, query, ref)
         row.update(

@@ -9,13 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from nanoseq.basecaller.model import ALPHABET
+from nanoseq.probability import log_softmax
 
 MAX_QSCORE = 50
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def _finish(posteriors: np.ndarray, frames: np.ndarray, labels: np.ndarray):

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from nanoseq.errors import InputError
+from nanoseq.sequence import reverse_complement
 from nanoseq.signal.normalize import normalise
 from nanoseq.signal.readers import find_signal_files, read_signal
 
@@ -129,18 +130,15 @@ def _moves_record(record):
     stride, moves = int(mv[0]), mv[1:]
     trimmed = record.get_tag("ts") if record.has_tag("ts") else 0
     starts = trimmed + np.flatnonzero(moves) * stride
-    sequence = np.frombuffer(record.query_sequence.encode(), dtype=np.uint8)
+    sequence = record.query_sequence
     positions = np.full(len(sequence), -1, dtype=np.int64)
     for query, ref in record.get_aligned_pairs(matches_only=True):
         positions[query] = ref
     if record.is_reverse:  # the BAM stores the reverse complement; go back to read orientation
-        sequence = np.frombuffer(bytes(sequence[::-1]).translate(_COMPLEMENT), dtype=np.uint8)
-        positions = positions[::-1]
+        sequence, positions = reverse_complement(sequence), positions[::-1]
+    sequence = np.frombuffer(sequence.encode(), dtype=np.uint8)
     n = min(len(starts), len(sequence))
     return sequence[:n], starts[:n], positions[:n]
-
-
-_COMPLEMENT = bytes.maketrans(b"ACGTN", b"TGCAN")
 
 
 def make_chunks(

@@ -16,6 +16,7 @@ import numpy as np
 
 from nanoseq.errors import InputError
 from nanoseq.io import atomic_write
+from nanoseq.sequence import reverse_complement
 from nanoseq.signal.labels import BASE_CODE, LabelledRead
 from nanoseq.signal.normalize import normalise
 from nanoseq.signal.readers import Read
@@ -23,7 +24,6 @@ from nanoseq.signal.writers import write_signal
 
 DEFAULT_PORE_MODEL = Path(__file__).parents[1] / "assets" / "r9.4_450bps_6mer_template.model"
 DIGITISATION, RANGE, OFFSET = 8192.0, 1400.0, 0.0  # calibration of the written reads
-_COMPLEMENT = str.maketrans("ACGT", "TGCA")
 
 
 @dataclass
@@ -113,7 +113,7 @@ def simulate_reads(
             read = simulate_read(fragment, pore, rng)
             read.positions = read.positions + start
         else:  # the reverse strand, read 5' to 3'
-            read = simulate_read(fragment.translate(_COMPLEMENT)[::-1], pore, rng)
+            read = simulate_read(reverse_complement(fragment), pore, rng)
             read.positions = start + size - 1 - read.positions
         yield read
 

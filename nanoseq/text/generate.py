@@ -12,12 +12,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from nanoseq.probability import log_softmax
+
 Step = Callable[[np.ndarray, list], tuple[np.ndarray, list]]
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def filter_logits(logits: np.ndarray, temperature: float, top_k=None, top_p=None) -> np.ndarray:

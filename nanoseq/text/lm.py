@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from nanoseq.text.generate import log_softmax
+from nanoseq.probability import log_softmax
 
 CELLS = {"rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU, "lstm": keras.layers.LSTM}
 

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from nanoseq.basecaller.decode import beam_search, greedy, log_softmax
+from nanoseq.basecaller.decode import beam_search, greedy
+from nanoseq.probability import log_softmax
 
 
 def logits_for(path, strength=6.0, frames_of=None):
