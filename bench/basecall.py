@@ -42,12 +42,10 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
     from nanoseq.basecaller.evaluate import evaluate_calls
-    from nanoseq.basecaller.pipeline import Runner, basecall
+    from nanoseq.basecaller.pipeline import Runner, basecall, prepare_read
     from nanoseq.io import CallsWriter
     from nanoseq.models import DEFAULT_BASECALLER, load_model
     from nanoseq.runtime import set_threads
-    from nanoseq.signal.chunks import chunk
-    from nanoseq.signal.normalize import normalise, trim_start
     from nanoseq.signal.readers import read_signal
 
     set_threads(args.threads)
@@ -88,9 +86,8 @@ def main() -> None:
     meta = model.metadata
     windows = []
     for read in reads:
-        pa = read.pa
-        signal, _, _ = normalise(pa[trim_start(pa) :], meta["normalisation"])
-        windows.extend(chunk(signal, meta["chunk_size"], meta["overlap"], model.stride)[0])
+        size, overlap = meta["chunk_size"], meta["overlap"]
+        windows.extend(prepare_read(read, meta["normalisation"], size, overlap, model.stride)[1])
     runner = Runner(model, args.batch_size, meta["chunk_size"])
     start = time.perf_counter()
     for i in range(0, len(windows), args.batch_size):

@@ -57,7 +57,8 @@ class Runner:
             return tf.function(lambda x: model(x, training=False), jit_compile=True)
         return lambda x: model(x, training=False)
 
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
+    def __call__(self, windows) -> np.ndarray:
+        """Model output for a sequence of up to ``batch_size`` windows."""
         n = len(windows)
         batch = np.zeros((self.batch_size, self.chunk_size, 1), dtype=np.float32)
         batch[:n, :, 0] = windows
@@ -97,7 +98,7 @@ def stitched_logits(
     warned: set[float] = set()
 
     def run_queue():
-        outputs = runner(np.stack([w for _, w in queue]))
+        outputs = runner([window for _, window in queue])
         for (item, _), out in zip(queue, outputs, strict=True):
             item.outputs.append(out)
         queue.clear()
@@ -110,7 +111,7 @@ def stitched_logits(
 
     for read in reads:
         _check_rate(read, meta, warned)
-        item, windows = _prepare(read, meta["normalisation"], size, overlap, stride, trim)
+        item, windows = prepare_read(read, meta["normalisation"], size, overlap, stride, trim)
         pending.append(item)
         for window in windows:
             queue.append((item, window))
@@ -135,7 +136,7 @@ def _check_rate(read: Read, meta: dict, warned: set) -> None:
             )
 
 
-def _prepare(read: Read, method: str, size: int, overlap: int, stride: int, trim: bool):
+def prepare_read(read: Read, method: str, size: int, overlap: int, stride: int, trim: bool = True):
     """The read's in-flight record and its windows (trimmed, normalised signal)."""
     pa = read.pa
     trimmed = trim_start(pa) if trim else 0
