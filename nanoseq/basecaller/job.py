@@ -83,13 +83,9 @@ def basecall_files(
         for call in calls:
             counts["reads"] += 1
             counts["samples"] += call.num_samples
+            rate = counts["samples"] / max(time.monotonic() - start, 1e-9)
+            bar.set_postfix(samples_per_s=f"{rate:.3g}", refresh=False)
             bar.update()
-            bar.set_postfix(
-                samples_per_s=f"{counts['samples'] / bar.format_dict['elapsed']:.3g}"
-                if bar.format_dict["elapsed"]
-                else "-",
-                refresh=False,
-            )
             if call.mean_qscore < min_qscore:
                 counts["below_min_qscore"] += 1
                 continue
