@@ -50,7 +50,7 @@ def lm():
 @click.option("--seed", default=1, show_default=True)
 def train(train_files, valid_files, output, **options):
     """Train a language model on TRAIN_FILES (plain or gzipped text)."""
-    from nanoseq.text.train import train_language_model
+    from nanoseq.text.lm_train import train_language_model
 
     train_language_model(list(train_files), list(valid_files), output, **options)
 
@@ -62,7 +62,7 @@ def train(train_files, valid_files, output, **options):
 def evaluate(model, text_file, output):
     """Cross-entropy of a whole text, state carried across it: one JSON line."""
     from nanoseq.io import write_metrics
-    from nanoseq.text.evaluate import evaluate_text
+    from nanoseq.text.lm_evaluate import evaluate_text
 
     metrics = evaluate_text(model, text_file)
     if output:

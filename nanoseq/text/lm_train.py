@@ -1,5 +1,5 @@
 """Train language models: truncated BPTT over corpus streams, validated each epoch over the
-whole validation text with the state carried (see :mod:`nanoseq.text.evaluate`)."""
+whole validation text with the state carried (see :mod:`nanoseq.text.lm_evaluate`)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 
 from nanoseq.metrics import text_scores
 from nanoseq.text.data import bptt_windows, corpus_text, encode_corpus, read_text
-from nanoseq.text.evaluate import stream_nats
 from nanoseq.text.lm import LanguageModel, StreamingTrainer
+from nanoseq.text.lm_evaluate import stream_nats
 from nanoseq.text.vocab import Vocabulary
 from nanoseq.training import adam_cosine, fit, seed_everything
 
