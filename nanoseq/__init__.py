@@ -17,11 +17,12 @@ import sys
 __version__ = "0.1.0"
 
 # Modules that define registered Keras objects.
-KERAS_MODULES = ("nanoseq.basecaller.model", "nanoseq.text.lm")
+KERAS_MODULES = ("nanoseq.basecaller.model", "nanoseq.text.lm", "nanoseq.text.seq2seq")
 
 _PUBLIC = {
     "Basecaller": "nanoseq.basecaller.model",
     "LanguageModel": "nanoseq.text.lm",
+    "Seq2Seq": "nanoseq.text.seq2seq",
     "Vocabulary": "nanoseq.text.vocab",
     "load_model": "nanoseq.models",
     "read_signal": "nanoseq.signal.readers",

@@ -1,6 +1,7 @@
 """Measures shared by the model families. Basecalls: identity and error profile against a
 reference, aligned with mappy (minimap2, ``map-ont``; primary hit; identity = mlen / blen; an
-unmapped read counts 0). Language models: nats per token, perplexity, bits per character."""
+unmapped read counts 0). Language models: nats per token, perplexity, bits per character.
+Translations: BLEU and chrF (sacrebleu)."""
 
 from __future__ import annotations
 
@@ -164,3 +165,18 @@ def text_scores(nats: float, tokens: int, level: str) -> dict:
     if level == "char":
         scores["bits_per_char"] = per_token / math.log(2)
     return scores
+
+
+def translation_scores(hypotheses: list[str], references: list[str]) -> dict:
+    """Corpus BLEU and chrF (sacrebleu, default settings) with their signatures."""
+    import sacrebleu
+
+    bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
+    refs = [list(references)]
+    return {
+        "sentences": len(hypotheses),
+        "bleu": bleu.corpus_score(hypotheses, refs).score,
+        "chrf": chrf.corpus_score(hypotheses, refs).score,
+        "bleu_signature": str(bleu.get_signature()),
+        "chrf_signature": str(chrf.get_signature()),
+    }

@@ -8,14 +8,14 @@ import sys
 
 
 def import_keras():
-    """Import Keras (and its backend). TensorFlow's C++ start-up lines (oneDNN, CUDA probes)
-    go to stderr before any log setting applies, so they are dropped unless logging is at
-    debug level."""
+    """Import Keras (and its backend). TensorFlow's C++ log lines (start-up oneDNN and CUDA
+    probes, run-time notices) are dropped unless logging is at debug level; its errors still
+    reach Python as exceptions."""
     if "keras" in sys.modules or logging.getLogger("nanoseq").isEnabledFor(logging.DEBUG):
         import keras
 
         return keras
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ notices, incl. run-time ones
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -43,3 +43,14 @@ def set_threads(threads: int | None) -> None:
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+
+
+def compiled(function):
+    """``function`` (of tensors, calling Keras layers) as a TensorFlow graph whose input shapes
+    may vary, reading the weights as they are at each call; as it is on other backends."""
+    keras = import_keras()
+    if keras.backend.backend() != "tensorflow":
+        return function
+    import tensorflow as tf
+
+    return tf.function(function, reduce_retracing=True)

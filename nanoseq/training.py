@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import keras
+import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +101,35 @@ class SaveBest(keras.callbacks.Callback):
             self.export(self.model).save(self.path)
 
 
+def free_shapes(dataset: keras.utils.PyDataset):
+    """On TensorFlow, a tf.data view of ``dataset`` with every dimension free: Keras infers a
+    PyDataset's shapes from its first two batches, then rejects batches of other lengths.
+    Other backends take the PyDataset as it is."""
+    if keras.backend.backend() != "tensorflow":
+        return dataset
+    import tensorflow as tf
+
+    def batches():
+        for index in range(len(dataset)):
+            yield dataset[index]
+        dataset.on_epoch_end()
+
+    spec = keras.tree.map_structure(
+        lambda a: tf.TensorSpec([None] * np.ndim(a), tf.as_dtype(np.asarray(a).dtype)), dataset[0]
+    )
+    view = tf.data.Dataset.from_generator(batches, output_signature=spec)
+    return view.apply(tf.data.experimental.assert_cardinality(len(dataset))).prefetch(2)
+
+
 def fit(
     build: Callable[[], keras.Model],
     loss,
-    train: tuple,
+    train: tuple | keras.utils.PyDataset,
     output: str | Path,
     epochs: int,
     batch_size: int,
     optimizer: Callable[[int], keras.optimizers.Optimizer],
-    validation: tuple | None = None,
+    validation: tuple | keras.utils.PyDataset | None = None,
     resume: bool = False,
     max_minutes: float | None = None,
     strategy: str = "default",
@@ -120,9 +141,10 @@ def fit(
     export: Callable[[keras.Model], keras.Model] = lambda model: model,
     jit_compile: bool | str = "auto",
 ):
-    """Compile (or resume) and train; ``export(model)`` at its best ``monitor`` is saved as
-    ``model.keras``; ``optimizer(total_steps)`` makes the optimizer. ``jit_compile=True`` asks
-    for XLA even on CPU, where Keras leaves it off by default.
+    """Compile (or resume) and train on ``train``: arrays ``(x, y)`` cut into ``batch_size``
+    batches, or a ``PyDataset`` of ready batches. ``export(model)`` at its best ``monitor`` is
+    saved as ``model.keras``; ``optimizer(total_steps)`` makes the optimizer.
+    ``jit_compile=True`` asks for XLA even on CPU, where Keras leaves it off by default.
 
     Resuming loads ``checkpoint.keras`` (weights and optimizer state) and continues at the
     epoch after the last row of ``training.csv``.
@@ -133,6 +155,13 @@ def fit(
         keras.mixed_precision.set_global_policy("mixed_float16")
     scope = distribution(strategy)
     initial_epoch = 0
+    if isinstance(train, keras.utils.PyDataset):  # batches made by the dataset
+        (x, y), batch_size, steps = (free_shapes(train), None), None, len(train)
+        shuffle = False  # the dataset shuffles itself
+        if isinstance(validation, keras.utils.PyDataset):
+            validation = free_shapes(validation)
+    else:
+        (x, y), steps = train, len(train[0]) // batch_size
     with scope.scope() if scope else contextlib.nullcontext():
         if resume and (output / CHECKPOINT).is_file():
             net = keras.saving.load_model(output / CHECKPOINT)
@@ -141,7 +170,7 @@ def fit(
         else:
             net = build()
             net.compile(
-                optimizer=optimizer(epochs * max(1, len(train[0]) // batch_size)),
+                optimizer=optimizer(epochs * max(1, steps)),
                 loss=loss,
                 jit_compile=jit_compile,
             )
@@ -154,8 +183,8 @@ def fit(
     if max_minutes:
         watch.append(TimeLimit(max_minutes))
     history = net.fit(
-        train[0],
-        train[1],
+        x,
+        y,
         batch_size=batch_size,
         epochs=epochs,
         initial_epoch=initial_epoch,

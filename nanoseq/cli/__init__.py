@@ -21,6 +21,7 @@ COMMANDS = {
     "evaluate": "nanoseq.cli.evaluate:evaluate",
     "inspect": "nanoseq.cli.inspect:inspect",
     "lm": "nanoseq.cli.lm:lm",
+    "seq2seq": "nanoseq.cli.seq2seq:seq2seq",
     "models": "nanoseq.cli.models:models",
     "prepare": "nanoseq.cli.prepare:prepare",
     "simulate": "nanoseq.cli.simulate:simulate",

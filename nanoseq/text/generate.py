@@ -64,7 +64,25 @@ def sample(
 
 
 def greedy(step: Step, states: list, log_probs: np.ndarray, length: int, eos_id=None) -> list[int]:
-    return sample(step, states, log_probs, length, temperature=0, eos_id=eos_id)
+    return greedy_batch(step, states, log_probs[None], length, eos_id)[0]
+
+
+def greedy_batch(
+    step: Step, states: list, log_probs: np.ndarray, length: int, eos_id: int | None = None
+) -> list[list[int]]:
+    """The most likely token at every step for a batch of hypotheses at once (``log_probs`` is
+    ``(batch, vocab)``); a row stops at ``eos_id`` (kept), the batch when every row has."""
+    rows = [[] for _ in range(len(log_probs))]
+    done = np.zeros(len(log_probs), dtype=bool)
+    for t in range(length):
+        tokens = np.argmax(log_probs, axis=-1)
+        for row in np.flatnonzero(~done):
+            rows[row].append(int(tokens[row]))
+        done |= tokens == eos_id
+        if done.all() or t == length - 1:
+            break
+        log_probs, states = step(tokens, states)
+    return rows
 
 
 def beam_search(
@@ -79,7 +97,9 @@ def beam_search(
     """The best of ``width`` hypotheses kept at every step.
 
     Finished hypotheses (ending in ``eos_id``, or at ``length``) are ranked by
-    ``score / len ** length_penalty`` (0 = raw log probability, 1 = per-token average).
+    ``score / len ** length_penalty`` (0 = raw log probability, 1 = per-token average). The
+    search ends when ``width`` hypotheses have finished, or (``length_penalty`` 0) as soon as
+    the best finished one beats every live one.
     """
     beams = [([], 0.0)]
     first = log_probs[None, :]
@@ -108,13 +128,12 @@ def beam_search(
                 keep.append(hypothesis)
                 order.append(row)
         beams, states = keep, [s[order] for s in states]
-        if not beams:
-            break
+        if not beams or len(finished) >= width:  # fairseq's rule: width hypotheses finished
+            return max(finished, key=ranked)[0]
         if length_penalty == 0 and finished:  # scores only fall: a finished best stays best
             if max(score for _, score in finished) >= max(score for _, score in beams):
-                break
-    finished.extend(beams)
-    return max(finished, key=ranked)[0]
+                return max(finished, key=ranked)[0]
+    return max(finished + beams, key=ranked)[0]
 
 
 def generate_text(

@@ -1,10 +1,21 @@
 import gzip
+import logging
 
 import numpy as np
 import pytest
 
 from nanoseq.errors import InputError
-from nanoseq.text.data import bptt_windows, corpus_text, encode_corpus, read_text
+from nanoseq.text.data import (
+    bptt_windows,
+    corpus_text,
+    encode_corpus,
+    encode_pairs,
+    length_buckets,
+    pad,
+    preprocess,
+    read_pairs,
+    read_text,
+)
 from nanoseq.text.vocab import Vocabulary
 
 
@@ -37,3 +48,57 @@ def test_word_corpus_counts_eos(tmp_path):
     (tmp_path / "empty.txt").write_text("  \n")
     with pytest.raises(InputError, match="empty"):
         read_text(tmp_path / "empty.txt")
+
+
+def test_pairs_from_a_tab_separated_file_or_two_files(tmp_path):
+    (tmp_path / "p.tsv").write_text("ein Hund\ta dog\tCC-BY\nzwei\ttwo\n")
+    assert read_pairs(pairs=tmp_path / "p.tsv") == (["ein Hund", "zwei"], ["a dog", "two"])
+    with gzip.open(tmp_path / "s.gz", "wt") as handle:
+        handle.write("ein Hund\r\nzwei\n")
+    (tmp_path / "t.txt").write_text("a dog\ntwo\n")
+    pairs = read_pairs(tmp_path / "s.gz", tmp_path / "t.txt")
+    assert pairs == (["ein Hund", "zwei"], ["a dog", "two"])
+
+
+def test_bad_pairs_name_the_file_and_the_problem(tmp_path):
+    (tmp_path / "p.tsv").write_text("a\tb\nno tab here\n")
+    with pytest.raises(InputError, match="line 2 has no tab-separated second column"):
+        read_pairs(pairs=tmp_path / "p.tsv")
+    (tmp_path / "s.txt").write_text("a\nb\n")
+    (tmp_path / "t.txt").write_text("a\n")
+    with pytest.raises(InputError, match="2 lines, but .*t.txt has 1"):
+        read_pairs(tmp_path / "s.txt", tmp_path / "t.txt")
+
+
+def test_preprocess_rule():
+    text = "Zwei junge, weiße Männer (im T-Shirt) sind's!"
+    assert preprocess(text) == text
+    assert preprocess(text, lowercase=True, tokenize=True) == (
+        "zwei junge , weiße männer ( im t-shirt ) sind's !"
+    )
+
+
+def test_length_filter_reports_what_it_drops(caplog):
+    vocab = Vocabulary.build(["a b c d e f"], "word")
+    with caplog.at_level(logging.INFO):
+        sources, targets = encode_pairs(
+            ["a b", "a b c d e f", "", "c"], ["c", "d", "e", "a b c d e"], vocab, vocab, 4
+        )
+    assert [list(s) for s in sources] == [[4, 5]] and [list(t) for t in targets] == [[6]]
+    assert "dropped 3 of 4 pairs" in caplog.text
+
+
+def test_length_buckets_cover_every_index_once_with_similar_lengths():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 60, 1000)
+    batches = length_buckets(lengths, 32, np.random.default_rng(1), pool=10)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    assert spread < 8  # sorted within pools of 320: neighbours, not the whole range
+    again = length_buckets(lengths, 32, np.random.default_rng(1), pool=10)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
+
+
+def test_pad_right_to_a_multiple():
+    batch = pad([np.array([4, 5, 6]), np.array([7])], multiple=4)
+    assert batch.tolist() == [[4, 5, 6, 0], [7, 0, 0, 0]]

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nanoseq.text.generate import beam_search, filter_logits, greedy, sample
+from nanoseq.text.generate import beam_search, filter_logits, greedy, greedy_batch, sample
 
 EOS = 0
 
@@ -67,3 +67,12 @@ def test_filters():
     assert kept[2] == 0 and kept[:2].sum() == 1.0 or abs(kept[:2].sum() - 1) < 1e-9
     hot = np.exp(filter_logits(logits, 10.0))
     assert hot.max() - hot.min() < 0.1
+
+
+def test_batch_greedy_equals_greedy_row_by_row():
+    rng = np.random.default_rng(1)
+    step, logp = chain(rng.dirichlet(np.ones(12) * 0.3, size=12))
+    starts = [5, 7, 9, 11]
+    rows = greedy_batch(step, [], logp[starts], 30, eos_id=EOS)
+    assert rows == [greedy(step, [], logp[s], 30, eos_id=EOS) for s in starts]
+    assert len({len(r) for r in rows}) > 1  # rows stop at their own <eos>

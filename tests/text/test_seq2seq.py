@@ -1,0 +1,135 @@
+"""The encoder-decoder: round trip, masking, attention, the loss, overfitting real pairs,
+and decoding (beam width 1 = greedy; padding never changes a translation)."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from nanoseq.text.data import read_pairs
+from nanoseq.text.generate import without_ids
+from nanoseq.text.seq2seq import MaskedCrossEntropy, Seq2Seq
+from nanoseq.text.seq2seq_train import train_seq2seq
+from nanoseq.text.translate import Translator, evaluate_translation
+from nanoseq.text.vocab import Vocabulary
+
+SOURCE = np.array([[5, 6, 7, 8, 3, 0, 0], [9, 10, 11, 12, 13, 14, 3]], dtype=np.int32)
+TARGET = np.array([[2, 5, 6, 0], [2, 7, 8, 9]], dtype=np.int32)
+
+
+def small(cell="gru", attention="bahdanau", bidirectional=True, layers=2):
+    keras.utils.set_random_seed(3)
+    vocabulary = Vocabulary([f"w{i}" for i in range(36)], "word").get_config()
+    return Seq2Seq(
+        40, 40, 8, 16, layers, cell, bidirectional, attention, 0.0, vocabulary, vocabulary
+    )
+
+
+@pytest.mark.parametrize(
+    "cell, attention, bidirectional",
+    [("gru", "bahdanau", True), ("lstm", "luong", False), ("gru", "none", True)],
+)
+def test_keras_round_trip(tmp_path, cell, attention, bidirectional):
+    model = small(cell, attention, bidirectional)
+    before = keras.ops.convert_to_numpy(model((SOURCE, TARGET)))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded, Seq2Seq) and loaded.get_config() == model.get_config()
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded((SOURCE, TARGET))), before, 1e-5)
+
+
+@pytest.mark.parametrize("attention", ["bahdanau", "luong"])
+def test_attention_sums_to_one_and_is_zero_on_padding(attention):
+    _, weights = small(attention=attention)((SOURCE, TARGET), return_attention=True)
+    weights = keras.ops.convert_to_numpy(weights)
+    assert weights.shape == (2, 4, 7)  # (batch, target, source)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-6)
+    assert np.all(weights[0, :, 5:] == 0) and np.all(weights[0, :, :5] > 0)
+
+
+def test_padding_does_not_change_the_logits():
+    model = small("lstm", "luong")
+    batch = keras.ops.convert_to_numpy(model((SOURCE, TARGET)))
+    alone = keras.ops.convert_to_numpy(model((SOURCE[:1, :5], TARGET[:1, :3])))
+    np.testing.assert_allclose(alone, batch[:1, :3], atol=1e-6)
+
+
+def test_one_token_steps_equal_the_teacher_forced_pass():
+    model = small()
+    logits = keras.ops.convert_to_numpy(model((SOURCE, TARGET)))
+    translator = Translator(model)
+    log_probs, states = translator.start(list(SOURCE))
+    for t in range(TARGET.shape[1]):
+        if t:
+            log_probs, states = translator.step(TARGET[:, t], states)
+        expected = without_ids(logits[:, t], translator.banned)  # <pad> <unk> <bos> never come
+        np.testing.assert_allclose(log_probs, expected, atol=1e-5)
+
+
+def test_loss_ignores_padding_and_starts_at_ln_vocabulary():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 4, 30)).astype("float32")
+    labels = np.array([[4, 5, 0, 0], [6, 7, 8, 9]])
+    loss = MaskedCrossEntropy()
+    padded = np.concatenate([logits, rng.normal(size=(2, 3, 30)).astype("float32")], 1)
+    longer = np.pad(labels, ((0, 0), (0, 3)))
+    assert float(loss(labels, logits)) == pytest.approx(float(loss(longer, padded)), 1e-6)
+    plain = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+    assert float(loss(labels, logits)) == pytest.approx(float(plain(labels, logits)), 1e-5)
+    uniform = np.zeros_like(logits)
+    assert float(MaskedCrossEntropy(0.1)(labels, uniform)) == pytest.approx(math.log(30), 1e-5)
+
+
+@pytest.fixture(scope="module")
+def overfit(tmp_path_factory, sample_dir):
+    """A small model trained until it has learnt 100 real Multi30k pairs by heart."""
+    sources, targets = read_pairs(pairs=sample_dir / "text/multi30k_de_en.tsv")
+    output = tmp_path_factory.mktemp("seq2seq")
+    train_seq2seq(
+        (sources * 5, targets * 5),
+        (sources, targets),
+        output,
+        lowercase=True,
+        tokenize=True,
+        embedding_dim=64,
+        units=128,
+        batch_size=10,
+        epochs=16,
+        learning_rate=1e-2,
+    )
+    return output / "model.keras", sources, targets
+
+
+@pytest.mark.slow
+def test_overfits_a_hundred_pairs(overfit):
+    model, sources, targets = overfit
+    greedy = evaluate_translation(str(model), sources, targets)
+    assert greedy["bleu"] > 90 and greedy["chrf"] > 90
+    assert greedy["bleu_signature"].startswith("nrefs:1")
+    beam = evaluate_translation(str(model), sources[:30], targets[:30], beam_width=4)
+    assert beam["bleu"] > 90
+
+
+@pytest.mark.slow
+def test_beam_width_one_is_greedy_and_padding_changes_nothing(overfit):
+    model, sources, _ = overfit
+    translator = Translator(keras.saving.load_model(model))
+    ids = [translator.source_ids(s) for s in sources[:12]]
+    greedy = translator.greedy(ids)
+    assert translator.beams(ids, width=1, length_penalty=0.0) == greedy
+    alone = [translator.greedy([source])[0] for source in ids]
+    assert alone == greedy  # each sentence alone equals it in a padded batch of 12
+    beams = translator.beams(ids, width=3)
+    assert [translator.beams([source], width=3)[0] for source in ids] == beams
+
+
+@pytest.mark.slow
+def test_attention_of_a_translation(overfit):
+    model, sources, _ = overfit
+    translator = Translator(keras.saving.load_model(model))
+    translation = translator.translate(sources[:1])[0]
+    words, outputs, weights = translator.attention(sources[0], translation)
+    assert words[-1] == "<eos>" and outputs[-1] == "<eos>"
+    assert weights.shape == (len(outputs), len(words))
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-6)
