@@ -14,6 +14,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from nanoseq.errors import InputError
+
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.keras"
@@ -27,7 +29,8 @@ def seed_everything(seed: int) -> None:
 
 
 def distribution(name: str):
-    """``default`` (one device) or ``mirrored`` (all GPUs of this host; TensorFlow backend)."""
+    """``default`` (one device) or ``mirrored`` (all GPUs of this host; TensorFlow backend).
+    ``multiworker`` goes through :func:`fit_across_workers` instead."""
     if name == "default":
         return None
     if keras.backend.backend() != "tensorflow":
@@ -121,6 +124,50 @@ def free_shapes(dataset: keras.utils.PyDataset):
     return view.apply(tf.data.experimental.assert_cardinality(len(dataset))).prefetch(2)
 
 
+def fit_across_workers(
+    build,
+    loss,
+    train,
+    output,
+    epochs,
+    batch_size,
+    optimizer,
+    resume,
+    max_minutes,
+    callbacks,
+    monitor,
+    monitor_mode,
+    export,
+):
+    """``fit`` for ``--strategy multiworker``: the custom loop of :mod:`nanoseq.distributed`.
+    No resume or time limit (every worker must take the same steps); the training loss and the
+    family's own validation callbacks are logged, not Keras's ``val_loss``."""
+    from nanoseq import distributed
+
+    if resume or max_minutes:
+        raise InputError("--resume and --max-minutes do not work with --strategy multiworker")
+    strategy = distributed.multiworker()
+    import tensorflow as tf
+
+    if isinstance(train, keras.utils.PyDataset):
+        data, steps = free_shapes(train), len(train)
+    else:
+        x, y = train
+        steps = len(x) // batch_size
+        data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size, drop_remainder=True)
+
+    def writers(folder: Path) -> list:
+        return [
+            keras.callbacks.ModelCheckpoint(folder / CHECKPOINT),
+            SaveBest(folder / BEST, monitor, monitor_mode, export),
+            keras.callbacks.CSVLogger(folder / LOG),
+        ]
+
+    return distributed.custom_fit(
+        strategy, build, loss, data, steps, Path(output), epochs, optimizer, callbacks, writers
+    )
+
+
 def fit(
     build: Callable[[], keras.Model],
     loss,
@@ -153,6 +200,22 @@ def fit(
     output.mkdir(parents=True, exist_ok=True)
     if mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
+    if strategy == "multiworker":
+        return fit_across_workers(
+            build,
+            loss,
+            train,
+            output,
+            epochs,
+            batch_size,
+            optimizer,
+            resume,
+            max_minutes,
+            callbacks or [],
+            monitor,
+            monitor_mode,
+            export,
+        )
     scope = distribution(strategy)
     initial_epoch = 0
     if isinstance(train, keras.utils.PyDataset):  # batches made by the dataset

@@ -100,7 +100,12 @@ def seq2seq():
 @click.option("--patience", type=int, help="Stop after this many epochs without a better BLEU.")
 @click.option("--max-minutes", type=float, help="Stop after this much wall time.")
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT/checkpoint.keras.")
-@click.option("--strategy", default="default", type=click.Choice(["default", "mirrored"]))
+@click.option(
+    "--strategy",
+    default="default",
+    type=click.Choice(["default", "mirrored", "multiworker"]),
+    help="mirrored: all GPUs here; multiworker: the cluster of TF_CONFIG or Slurm.",
+)
 @click.option("--seed", default=1, show_default=True)
 def train(source, target, pairs, valid_source, valid_target, valid_pairs, output, **options):
     """Train on sentence pairs; validation BLEU picks OUTPUT/model.keras."""

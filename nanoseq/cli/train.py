@@ -31,9 +31,9 @@ def train():
 @click.option(
     "--strategy",
     default="default",
-    type=click.Choice(["default", "mirrored"]),
+    type=click.Choice(["default", "mirrored", "multiworker"]),
     show_default=True,
-    help="mirrored: all GPUs of this host.",
+    help="mirrored: all GPUs of this host; multiworker: the cluster of TF_CONFIG or Slurm.",
 )
 @click.option("--mixed-precision", is_flag=True, help="float16 compute on GPU.")
 @click.option("--seed", default=1, show_default=True)

@@ -1,0 +1,127 @@
+"""Multi-worker training: the cluster from ``TF_CONFIG`` or from a Slurm job's environment,
+``MultiWorkerMirroredStrategy``, and a custom training loop over ``strategy.run`` (Keras 3.15's
+``fit`` is broken under that strategy).
+
+Every worker runs the same command. Each step, each worker takes its own share of the batches,
+computes gradients, and the optimizer sums them across all replicas (Keras's TensorFlow
+optimizer all-reduces in replica context), so every worker holds the same weights. The chief
+(worker 0) writes ``output/``; the others write ``output/worker-N/`` (same files, never mixed).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import keras
+
+from nanoseq.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def cluster_resolver():
+    """``TF_CONFIG`` when set, else Slurm's variables inside a Slurm job step."""
+    import tensorflow as tf
+
+    if "TF_CONFIG" in os.environ:
+        return tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    if "SLURM_PROCID" in os.environ:
+        port = int(os.environ.get("NANOSEQ_PORT", "8888"))
+        return tf.distribute.cluster_resolver.SlurmClusterResolver(port_base=port)
+    raise InputError("--strategy multiworker needs TF_CONFIG or a Slurm job (srun)")
+
+
+def multiworker():
+    """The strategy; create it before anything else touches TensorFlow's runtime."""
+    import tensorflow as tf
+
+    return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=cluster_resolver())
+
+
+def worker_folder(strategy, output: Path) -> Path:
+    """``output`` for the chief, ``output/worker-N`` for the others."""
+    resolver = strategy.cluster_resolver
+    chief = resolver.task_type == "chief" or (
+        resolver.task_type == "worker"
+        and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict()
+    )
+    return output if chief else output / f"worker-{resolver.task_id}"
+
+
+def sharded(strategy, data, steps: int):
+    """The distributed dataset and the steps per epoch every worker takes (equal counts, or
+    the workers would wait on each other forever)."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    workers = strategy.extended._num_workers if hasattr(strategy.extended, "_num_workers") else 1
+    per_worker = steps // workers
+    if per_worker == 0:
+        raise InputError(f"{steps} batches cannot be shared by {workers} workers")
+    return strategy.experimental_distribute_dataset(data.with_options(options)), per_worker
+
+
+def custom_fit(
+    strategy,
+    build,
+    loss,
+    data,
+    steps: int,
+    output: Path,
+    epochs: int,
+    optimizer,
+    callbacks: list,
+    writers,
+):
+    """Train ``build()`` on the ``tf.data`` batches ``data`` (``steps`` per epoch) under
+    ``strategy``. ``callbacks`` and then ``writers(folder)`` (the callbacks that write this
+    worker's files) see each epoch's logs. Returns the model and its history."""
+    import tensorflow as tf
+
+    folder = worker_folder(strategy, Path(output))
+    folder.mkdir(parents=True, exist_ok=True)
+    with strategy.scope():
+        net = build()
+        net.compile(optimizer=optimizer(epochs * steps), loss=loss)
+        net.optimizer.build(net.trainable_variables)
+    distributed, per_worker = sharded(strategy, data, steps)
+    replicas = strategy.num_replicas_in_sync
+
+    def replica_step(inputs, targets):
+        with tf.GradientTape() as tape:
+            value = loss(targets, net(inputs, training=True))
+            scaled = value / replicas
+        gradients = tape.gradient(scaled, net.trainable_variables)
+        net.optimizer.apply_gradients(zip(gradients, net.trainable_variables, strict=True))
+        return value
+
+    @tf.function(reduce_retracing=True)  # batches of varying lengths
+    def train_step(batch):
+        values = strategy.run(replica_step, args=batch)
+        return strategy.reduce(tf.distribute.ReduceOp.MEAN, values, axis=None)
+
+    history = keras.callbacks.History()
+    callbacks = [*callbacks, *writers(folder), history]
+    for callback in callbacks:
+        callback.set_model(net)
+        callback.on_train_begin()
+    log.info("%d replicas; %d steps per epoch on each worker", replicas, per_worker)
+    for epoch in range(epochs):
+        for callback in callbacks:
+            callback.on_epoch_begin(epoch)
+        batches, total = iter(distributed), 0.0
+        for _ in range(per_worker):
+            total += float(train_step(next(batches)))
+        logs = {"loss": total / per_worker}
+        for callback in callbacks:
+            callback.on_epoch_end(epoch, logs)
+        log.info("epoch %d: %s", epoch + 1, logs)
+        if net.stop_training:
+            break
+    for callback in callbacks:
+        callback.on_train_end()
+    return net, history
