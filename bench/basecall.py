@@ -6,8 +6,10 @@ Defaults: the bundled model on ../shared/data/nanopore/lambda_r941/heldout.pod5,
 lambda.fasta with `nanoseq evaluate`'s code (mappy map-ont, median identity, unmapped = 0).
 Speed is end to end (read pod5 -> normalise -> windows -> model -> decode -> write FASTQ) after a
 warm-up, greedy and beam; the baseline measured in the same run is the model alone on the same
-windows, so `model_share` is the share of end-to-end time the model itself takes. Memory: peak
-RSS after one pass and after streaming the input four times (flat = bounded).
+windows, so `model_share` is the share of end-to-end time the model itself takes. Greedy runs
+again with --workers reader/decoder threads: `model_busy_share` is the share of the run's wall
+time the model was computing, with 1 worker and with --workers. Memory: peak RSS after one pass
+and after streaming the input four times (flat = bounded).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--beam-width", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2, help="Reader/decoder threads.")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
@@ -57,13 +60,20 @@ def main() -> None:
 
     result = {"benchmark": "basecall", "model": name, "reads": len(reads), "samples": samples}
     work = Path(tempfile.mkdtemp())
-    for label, width in (("greedy", 1), ("beam", args.beam_width)):
+    runs = (("greedy", 1, 1), ("beam", args.beam_width, 1), ("greedy_workers", 1, args.workers))
+    for label, width, workers in runs:
         out = work / f"{label}.fastq"
+        timing: dict = {}
         start = time.perf_counter()
         bases = 0
         with CallsWriter(out) as writer:
             for call in basecall(
-                read_signal([args.reads]), model, args.batch_size, beam_width=width
+                read_signal([args.reads]),
+                model,
+                args.batch_size,
+                beam_width=width,
+                workers=workers,
+                timing=timing,
             ):
                 writer.write(call)
                 bases += len(call.sequence)
@@ -71,6 +81,8 @@ def main() -> None:
         metrics = evaluate_calls(out, args.reference, work / f"{label}.json", work / f"{label}.tsv")
         result[label] = {
             "beam_width": width,
+            "workers": workers,
+            "model_busy_share": round(timing["model_seconds"] / seconds, 3),
             "seconds": round(seconds, 3),
             "samples_per_s": round(samples / seconds),
             "bases_per_s": round(bases / seconds),

@@ -56,6 +56,7 @@ def basecall_files(
     resume: bool = False,
     reference: str | None = None,
     trim: bool = True,
+    workers: int = 1,
 ) -> dict:
     """Basecall ``reads`` (files or folders) with ``model``, write the outputs, return metrics."""
     find_signal_files(reads)  # fail on bad input before loading the model
@@ -74,12 +75,15 @@ def basecall_files(
 
     counts = {"reads": 0, "bases": 0, "samples": 0, "below_min_qscore": 0}
     rows = []
+    timing: dict = {}
     start = time.monotonic()
     with writer, tqdm(desc="basecalling", unit=" reads", disable=None) as bar:
         stream = (r for r in read_signal(reads, wanted) if r.read_id not in writer.done_ids)
         if max_reads is not None:
             stream = itertools.islice(stream, max(0, max_reads - len(writer.done_ids)))
-        calls = basecall(stream, net, batch_size, chunk_size, overlap, beam_width, trim)
+        calls = basecall(
+            stream, net, batch_size, chunk_size, overlap, beam_width, trim, workers, timing
+        )
         for call in calls:
             counts["reads"] += 1
             counts["samples"] += call.num_samples
@@ -105,6 +109,9 @@ def basecall_files(
         "seconds": round(seconds, 3),
         "samples_per_second": counts["samples"] / seconds if seconds else None,
         "bases_per_second": counts["bases"] / seconds if seconds else None,
+        "workers": workers,
+        "model_seconds": round(timing.get("model_seconds", 0.0), 3),
+        "model_busy_share": timing.get("model_seconds", 0.0) / seconds if seconds else None,
     }
     if aligner:
         metrics["alignment"] = summarise(rows)

@@ -3,14 +3,20 @@ stitch -> decode -> :class:`~nanoseq.io.Call`.
 
 Windows of several reads share a batch; a read's call is yielded as soon as its last window has
 been through the model, in input order. Only the reads in flight are held, so memory stays flat
-whatever the input size.
+whatever the input size. With ``workers`` > 1, a thread reads and prepares reads ahead and a
+pool of threads decodes, so that the model (in the calling thread) waits on neither; the
+``timing`` dict receives the seconds the model was busy.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -45,9 +51,11 @@ class _InFlight:
 class Runner:
     """Runs the model on fixed-size batches (the last one padded, so nothing recompiles)."""
 
-    def __init__(self, model: keras.Model, batch_size: int, chunk_size: int):
+    def __init__(self, model: keras.Model, batch_size: int, chunk_size: int, timing=None):
         self.model, self.batch_size, self.chunk_size = model, batch_size, chunk_size
         self.forward = self._compile(model)
+        self.timing = timing if timing is not None else {}
+        self.timing.setdefault("model_seconds", 0.0)
 
     @staticmethod
     def _compile(model):
@@ -62,7 +70,10 @@ class Runner:
         n = len(windows)
         batch = np.zeros((self.batch_size, self.chunk_size, 1), dtype=np.float32)
         batch[:n, :, 0] = windows
-        return keras.ops.convert_to_numpy(self.forward(batch))[:n]
+        start = time.perf_counter()
+        outputs = keras.ops.convert_to_numpy(self.forward(batch))[:n]
+        self.timing["model_seconds"] += time.perf_counter() - start
+        return outputs
 
 
 def basecall(
@@ -73,10 +84,48 @@ def basecall(
     overlap: int | None = None,
     beam_width: int = 1,
     trim: bool = True,
+    workers: int = 1,
+    timing: dict | None = None,
 ) -> Iterator[Call]:
     """Yield one :class:`Call` per read, in input order."""
-    for item, logits in stitched_logits(reads, model, batch_size, chunk_size, overlap, trim):
-        yield _call(item, logits, model.stride, beam_width)
+    stitched = stitched_logits(reads, model, batch_size, chunk_size, overlap, trim, workers, timing)
+    if workers <= 1:
+        for item, logits in stitched:
+            yield _call(item, logits, model.stride, beam_width)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
+        futures = deque()
+        for item, logits in stitched:
+            futures.append(pool.submit(_call, item, logits, model.stride, beam_width))
+            while futures and (futures[0].done() or len(futures) > 2 * workers):
+                yield futures.popleft().result()
+        while futures:
+            yield futures.popleft().result()
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def background(items: Iterable, depth: int) -> Iterator:
+    """``items`` produced by a daemon thread up to ``depth`` ahead; its errors raised here."""
+    buffer: queue.Queue = queue.Queue(depth)
+    end = object()
+
+    def produce():
+        try:
+            for item in items:
+                buffer.put(item)
+        except BaseException as error:  # handed to the consumer, raised there
+            buffer.put(_Failed(error))
+        buffer.put(end)
+
+    threading.Thread(target=produce, name="read-ahead", daemon=True).start()
+    while (item := buffer.get()) is not end:
+        if isinstance(item, _Failed):
+            raise item.error
+        yield item
 
 
 def stitched_logits(
@@ -86,13 +135,15 @@ def stitched_logits(
     chunk_size: int | None = None,
     overlap: int | None = None,
     trim: bool = True,
+    workers: int = 1,
+    timing: dict | None = None,
 ) -> Iterator[tuple[_InFlight, np.ndarray]]:
     """Per read, in input order: its record and the model's stitched logits (frames, 5)."""
     meta = model.metadata
     size = chunk_size or meta["chunk_size"]
     overlap = meta["overlap"] if overlap is None else overlap
     stride = model.stride
-    runner = Runner(model, batch_size, size)
+    runner = Runner(model, batch_size, size, timing)
     pending: deque[_InFlight] = deque()
     queue: list[tuple[_InFlight, np.ndarray]] = []
     warned: set[float] = set()
@@ -109,9 +160,14 @@ def stitched_logits(
             outputs, item.outputs = np.stack(item.outputs), []
             yield item, stitch(outputs, item.starts, item.length, size, overlap, stride)
 
-    for read in reads:
+    prepared = (
+        (read, *prepare_read(read, meta["normalisation"], size, overlap, stride, trim))
+        for read in reads
+    )
+    if workers > 1:
+        prepared = background(prepared, depth=4 * workers)
+    for read, item, windows in prepared:
         _check_rate(read, meta, warned)
-        item, windows = prepare_read(read, meta["normalisation"], size, overlap, stride, trim)
         pending.append(item)
         for window in windows:
             queue.append((item, window))

@@ -27,6 +27,13 @@ from nanoseq.models import DEFAULT_BASECALLER
 @click.option("--overlap", type=int, help="Samples shared by neighbouring windows.")
 @click.option("--beam-width", default=1, show_default=True, help="1 = greedy decoding.")
 @click.option("--threads", type=int, help="CPU threads for the model (default: all).")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Reader and decoder threads feeding the model (more keeps a GPU busy).",
+)
 @click.option("--max-reads", type=int, help="Stop after this many reads.")
 @click.option(
     "--read-ids",
@@ -59,6 +66,7 @@ def basecall(
     overlap,
     beam_width,
     threads,
+    workers,
     max_reads,
     read_ids,
     min_qscore,
@@ -84,4 +92,5 @@ def basecall(
         resume=resume,
         reference=reference,
         trim=not no_trim,
+        workers=workers,
     )

@@ -6,6 +6,7 @@ import pytest
 
 from nanoseq.basecaller.model import Basecaller
 from nanoseq.basecaller.pipeline import basecall, stitched_logits
+from nanoseq.errors import InputError
 from nanoseq.signal.readers import read_signal
 
 
@@ -76,3 +77,32 @@ def test_sample_rate_mismatch_warns(conv_model, sample_dir, caplog):
     (read,) = read_signal([sample_dir / "formats/single_read_multi_layout.fast5"])
     list(basecall([read], conv_model, batch_size=2))
     assert "6024 Hz" in caplog.text and "4000 Hz" in caplog.text
+
+
+def test_reader_and_decoder_workers_change_nothing_but_speed(conv_model, reads):
+    timing = {}
+    one = list(basecall(reads * 3, conv_model, batch_size=5, chunk_size=1200, overlap=240))
+    many = list(
+        basecall(
+            reads * 3,
+            conv_model,
+            batch_size=5,
+            chunk_size=1200,
+            overlap=240,
+            workers=3,
+            timing=timing,
+        )
+    )
+    assert [(c.read_id, c.sequence, c.qualities.tolist()) for c in many] == [
+        (c.read_id, c.sequence, c.qualities.tolist()) for c in one
+    ]
+    assert timing["model_seconds"] > 0
+
+
+def test_a_reading_error_in_the_worker_reaches_the_caller(conv_model, reads):
+    def stream():
+        yield reads[0]
+        raise InputError("truncated file", "x.pod5")
+
+    with pytest.raises(InputError, match="truncated file"):
+        list(basecall(stream(), conv_model, batch_size=4, chunk_size=1200, overlap=240, workers=2))
