@@ -6,8 +6,10 @@ training side of the lambda split); the truth is each segment's Tombo bases.
 labelled/tombo_lambda.fast5: one Tombo-resquiggled lambda read spanning the 38,000 split.
 formats/: small files of each layout, copied as they are, plus a text SLOW5 written by pyslow5
 from two reads of the BLOW5 file.
+text/multi30k_de_en.tsv: the first 100 German-English pairs of Multi30k's training split.
 """
 
+import gzip
 import shutil
 import uuid
 from pathlib import Path
@@ -19,6 +21,7 @@ from nanoseq.signal.readers import read_signal
 from nanoseq.signal.writers import write_signal
 
 SHARED = Path("../shared/data/nanopore")
+TEXT = Path("../shared/data/text")
 OUT = Path("sample_data")
 BASES, LIMIT = 2500, 38_000
 
@@ -105,6 +108,16 @@ def write_formats():
     sink.close()
 
 
+def write_pairs(count=100):
+    sides = [(TEXT / f"multi30k/train.{language}.gz").read_bytes() for language in ("de", "en")]
+    de, en = (gzip.decompress(side).decode().split("\n")[:count] for side in sides)
+    (OUT / "text").mkdir(exist_ok=True)
+    (OUT / "text/multi30k_de_en.tsv").write_text(
+        "".join(f"{a}\t{b}\n" for a, b in zip(de, en, strict=True))
+    )
+
+
 if __name__ == "__main__":
     write_lambda()
     write_formats()
+    write_pairs()
