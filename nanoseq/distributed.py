@@ -51,6 +51,13 @@ def worker_folder(strategy, output: Path) -> Path:
     return output if chief else output / f"worker-{resolver.task_id}"
 
 
+def array_batches(x, y, batch_size: int):
+    """Arrays as a ``tf.data`` dataset of whole batches."""
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size, drop_remainder=True)
+
+
 def sharded(strategy, data, steps: int):
     """The distributed dataset and the steps per epoch every worker takes (equal counts, or
     the workers would wait on each other forever)."""

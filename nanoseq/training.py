@@ -30,7 +30,7 @@ def seed_everything(seed: int) -> None:
 
 def distribution(name: str):
     """``default`` (one device) or ``mirrored`` (all GPUs of this host; TensorFlow backend).
-    ``multiworker`` goes through :func:`fit_across_workers` instead."""
+    ``fit`` runs ``multiworker`` through :mod:`nanoseq.distributed` instead."""
     if name == "default":
         return None
     if keras.backend.backend() != "tensorflow":
@@ -124,50 +124,6 @@ def free_shapes(dataset: keras.utils.PyDataset):
     return view.apply(tf.data.experimental.assert_cardinality(len(dataset))).prefetch(2)
 
 
-def fit_across_workers(
-    build,
-    loss,
-    train,
-    output,
-    epochs,
-    batch_size,
-    optimizer,
-    resume,
-    max_minutes,
-    callbacks,
-    monitor,
-    monitor_mode,
-    export,
-):
-    """``fit`` for ``--strategy multiworker``: the custom loop of :mod:`nanoseq.distributed`.
-    No resume or time limit (every worker must take the same steps); the training loss and the
-    family's own validation callbacks are logged, not Keras's ``val_loss``."""
-    from nanoseq import distributed
-
-    if resume or max_minutes:
-        raise InputError("--resume and --max-minutes do not work with --strategy multiworker")
-    strategy = distributed.multiworker()
-    import tensorflow as tf
-
-    if isinstance(train, keras.utils.PyDataset):
-        data, steps = free_shapes(train), len(train)
-    else:
-        x, y = train
-        steps = len(x) // batch_size
-        data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size, drop_remainder=True)
-
-    def writers(folder: Path) -> list:
-        return [
-            keras.callbacks.ModelCheckpoint(folder / CHECKPOINT),
-            SaveBest(folder / BEST, monitor, monitor_mode, export),
-            keras.callbacks.CSVLogger(folder / LOG),
-        ]
-
-    return distributed.custom_fit(
-        strategy, build, loss, data, steps, Path(output), epochs, optimizer, callbacks, writers
-    )
-
-
 def fit(
     build: Callable[[], keras.Model],
     loss,
@@ -192,6 +148,9 @@ def fit(
     batches, or a ``PyDataset`` of ready batches. ``export(model)`` at its best ``monitor`` is
     saved as ``model.keras``; ``optimizer(total_steps)`` makes the optimizer.
     ``jit_compile=True`` asks for XLA even on CPU, where Keras leaves it off by default.
+    ``strategy`` is ``default``, ``mirrored`` or ``multiworker``; the last trains in the custom
+    loop of :mod:`nanoseq.distributed`, which logs the training loss and the callbacks' figures
+    but not Keras's ``val_loss``.
 
     Resuming loads ``checkpoint.keras`` (weights and optimizer state) and continues at the
     epoch after the last row of ``training.csv``.
@@ -200,23 +159,12 @@ def fit(
     output.mkdir(parents=True, exist_ok=True)
     if mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    if strategy == "multiworker":
-        return fit_across_workers(
-            build,
-            loss,
-            train,
-            output,
-            epochs,
-            batch_size,
-            optimizer,
-            resume,
-            max_minutes,
-            callbacks or [],
-            monitor,
-            monitor_mode,
-            export,
-        )
-    scope = distribution(strategy)
+    if strategy == "multiworker":  # no resume or time limit: every worker takes the same steps
+        if resume or max_minutes:
+            raise InputError("--resume and --max-minutes do not work with --strategy multiworker")
+        from nanoseq import distributed
+
+        cluster = distributed.multiworker()  # before anything starts TensorFlow's runtime
     initial_epoch = 0
     if isinstance(train, keras.utils.PyDataset):  # batches made by the dataset
         (x, y), batch_size, steps = (free_shapes(train), None), None, len(train)
@@ -225,6 +173,22 @@ def fit(
             validation = free_shapes(validation)
     else:
         (x, y), steps = train, len(train[0]) // batch_size
+
+    def writers(folder: Path, append: bool = False) -> list:
+        """The callbacks that write a run's files into ``folder``."""
+        return [
+            keras.callbacks.ModelCheckpoint(folder / CHECKPOINT),
+            SaveBest(folder / BEST, monitor, monitor_mode, export),
+            keras.callbacks.CSVLogger(folder / LOG, append=append),
+        ]
+
+    if strategy == "multiworker":
+        if y is not None:
+            x = distributed.array_batches(x, y, batch_size)
+        return distributed.custom_fit(
+            cluster, build, loss, x, steps, output, epochs, optimizer, callbacks or [], writers
+        )
+    scope = distribution(strategy)
     with scope.scope() if scope else contextlib.nullcontext():
         if resume and (output / CHECKPOINT).is_file():
             net = keras.saving.load_model(output / CHECKPOINT)
@@ -237,12 +201,7 @@ def fit(
                 loss=loss,
                 jit_compile=jit_compile,
             )
-    watch = [
-        *(callbacks or []),
-        keras.callbacks.ModelCheckpoint(output / CHECKPOINT),
-        SaveBest(output / BEST, monitor, monitor_mode, export),
-        keras.callbacks.CSVLogger(output / LOG, append=initial_epoch > 0),
-    ]
+    watch = [*(callbacks or []), *writers(output, append=initial_epoch > 0)]
     if max_minutes:
         watch.append(TimeLimit(max_minutes))
     history = net.fit(

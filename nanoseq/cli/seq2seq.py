@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from nanoseq.cli import options
+
 
 def stacked(*options):
     """One decorator applying ``options`` in the order listed (as if written one per line)."""
@@ -100,12 +102,7 @@ def seq2seq():
 @click.option("--patience", type=int, help="Stop after this many epochs without a better BLEU.")
 @click.option("--max-minutes", type=float, help="Stop after this much wall time.")
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT/checkpoint.keras.")
-@click.option(
-    "--strategy",
-    default="default",
-    type=click.Choice(["default", "mirrored", "multiworker"]),
-    help="mirrored: all GPUs here; multiworker: the cluster of TF_CONFIG or Slurm.",
-)
+@options.strategy
 @click.option("--seed", default=1, show_default=True)
 def train(source, target, pairs, valid_source, valid_target, valid_pairs, output, **options):
     """Train on sentence pairs; validation BLEU picks OUTPUT/model.keras."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from nanoseq.cli import options
+
 
 @click.group()
 def train():
@@ -28,13 +30,7 @@ def train():
 @click.option("--layers", default=3, show_default=True, help="Bidirectional RNN layers.")
 @click.option("--max-minutes", type=float, help="Stop after this much wall time.")
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT/checkpoint.keras.")
-@click.option(
-    "--strategy",
-    default="default",
-    type=click.Choice(["default", "mirrored", "multiworker"]),
-    show_default=True,
-    help="mirrored: all GPUs of this host; multiworker: the cluster of TF_CONFIG or Slurm.",
-)
+@options.strategy
 @click.option("--mixed-precision", is_flag=True, help="float16 compute on GPU.")
 @click.option("--seed", default=1, show_default=True)
 def basecaller(data, output, **options):
