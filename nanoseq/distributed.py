@@ -115,18 +115,20 @@ def custom_fit(
     callbacks = [*callbacks, *writers(folder), history]
     for callback in callbacks:
         callback.set_model(net)
+        callback.set_params({"epochs": epochs, "steps": per_worker})
         callback.on_train_begin()
     log.info("%d replicas; %d steps per epoch on each worker", replicas, per_worker)
     for epoch in range(epochs):
         for callback in callbacks:
             callback.on_epoch_begin(epoch)
         batches, total = iter(distributed), 0.0
-        for _ in range(per_worker):
+        for step in range(per_worker):
             total += float(train_step(next(batches)))
+            for callback in callbacks:
+                callback.on_train_batch_end(step, {"loss": total / (step + 1)})
         logs = {"loss": total / per_worker}
         for callback in callbacks:
             callback.on_epoch_end(epoch, logs)
-        log.info("epoch %d: %s", epoch + 1, logs)
         if net.stop_training:
             break
     for callback in callbacks:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from tqdm import tqdm
 
 from nanoseq.errors import InputError
 
@@ -86,6 +87,27 @@ def adam_cosine(learning_rate: float, clipnorm: float):
         return keras.optimizers.Adam(schedule(learning_rate, total_steps), global_clipnorm=clipnorm)
 
     return make
+
+
+class Progress(keras.callbacks.Callback):
+    """A bar per epoch on stderr (steps, running loss; off when stderr is not a terminal), and
+    each epoch's figures as one log line."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        steps = (self.params or {}).get("steps")
+        self.bar = tqdm(
+            total=steps, desc=f"epoch {epoch + 1}", unit="step", leave=False, disable=None
+        )
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update()
+        if logs and "loss" in logs:
+            self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}", refresh=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.bar.close()
+        figures = ", ".join(f"{k} {float(v):.4g}" for k, v in (logs or {}).items())
+        log.info("epoch %d: %s", epoch + 1, figures)
 
 
 class SaveBest(keras.callbacks.Callback):
@@ -185,8 +207,9 @@ def fit(
     if strategy == "multiworker":
         if y is not None:
             x = distributed.array_batches(x, y, batch_size)
+        watch = [*(callbacks or []), Progress()]
         return distributed.custom_fit(
-            cluster, build, loss, x, steps, output, epochs, optimizer, callbacks or [], writers
+            cluster, build, loss, x, steps, output, epochs, optimizer, watch, writers
         )
     scope = distribution(strategy)
     with scope.scope() if scope else contextlib.nullcontext():
@@ -201,7 +224,7 @@ def fit(
                 loss=loss,
                 jit_compile=jit_compile,
             )
-    watch = [*(callbacks or []), *writers(output, append=initial_epoch > 0)]
+    watch = [*(callbacks or []), *writers(output, append=initial_epoch > 0), Progress()]
     if max_minutes:
         watch.append(TimeLimit(max_minutes))
     history = net.fit(
@@ -213,6 +236,6 @@ def fit(
         validation_data=validation,
         shuffle=shuffle,
         callbacks=watch,
-        verbose=2 if log.isEnabledFor(logging.INFO) else 0,
+        verbose=0,  # Progress reports on stderr; Keras's own bar writes to stdout
     )
     return net, history
