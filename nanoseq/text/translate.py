@@ -116,8 +116,8 @@ class Translator:
         if weights is None:
             raise ValueError("this model has no attention (attention='none')")
         words = [self.source_vocab.symbols[i] for i in source]
-        outputs = [self.target_vocab.symbols[i] for i in target]
-        return words, outputs, ops.convert_to_numpy(weights)[0]
+        translated = [self.target_vocab.symbols[i] for i in target]
+        return words, translated, ops.convert_to_numpy(weights)[0]
 
 
 def load_translator(model: str) -> Translator:
@@ -129,6 +129,11 @@ def load_translator(model: str) -> Translator:
     if not isinstance(net, Seq2Seq):
         raise InputError(f"not a seq2seq model (a {type(net).__name__})", model)
     return Translator(net)
+
+
+def write_lines(path: str | Path, lines: list[str]) -> None:
+    with atomic_write(path) as handle:
+        handle.write("".join(f"{line}\n" for line in lines))
 
 
 def limit(source_length: int) -> int:
@@ -162,8 +167,7 @@ def translate_file(
         "sentences_per_s": round(len(lines) / max(seconds, 1e-9), 2),
     }
     if output is not None:
-        with atomic_write(output) as handle:
-            handle.write("".join(f"{t}\n" for t in translations))
+        write_lines(output, translations)
         write_metrics(f"{output}.metrics.json", metrics)
     return translations, metrics
 
@@ -186,21 +190,24 @@ def evaluate_translation(
     scored on tokenised, lower-cased text). ``attention_map``: a PNG of the attention weights of
     the ``sentence``-th (0-based) translation."""
     translator = load_translator(model)
+    if attention_map is not None:
+        if translator.model.attention == "none":
+            raise InputError("no attention map: the model was trained with attention 'none'", model)
+        if not 0 <= sentence < len(sources):
+            raise InputError(f"no sentence {sentence + 1}: there are {len(sources)}")
     start = time.perf_counter()
     hypotheses = translator.translate(
         sources, beam_width, length_penalty, max_length, batch_size, progress
     )
     seconds = time.perf_counter() - start
     if translations_path is not None:
-        with atomic_write(translations_path) as handle:
-            handle.write("".join(f"{t}\n" for t in hypotheses))
+        write_lines(translations_path, hypotheses)
     if attention_map is not None:
-        if not 0 <= sentence < len(sources):
-            raise InputError(f"no sentence {sentence + 1} among {len(sources)}")
         from nanoseq.text.attention_map import plot_attention
 
-        words = translator.attention(sources[sentence], hypotheses[sentence])
-        plot_attention(*words, attention_map)
+        plot_attention(
+            *translator.attention(sources[sentence], hypotheses[sentence]), attention_map
+        )
     return {
         "model": str(model),
         "beam_width": beam_width,
