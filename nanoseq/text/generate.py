@@ -96,10 +96,11 @@ def beam_search(
 ) -> list[int]:
     """The best of ``width`` hypotheses kept at every step.
 
-    Finished hypotheses (ending in ``eos_id``, or at ``length``) are ranked by
-    ``score / len ** length_penalty`` (0 = raw log probability, 1 = per-token average). The
-    search ends when ``width`` hypotheses have finished, or (``length_penalty`` 0) as soon as
-    the best finished one beats every live one.
+    Each step ranks all extensions; those ending in ``eos_id`` among the best ``width`` finish,
+    and the best ``width`` others live on. Finished hypotheses (or live ones at ``length``) are
+    ranked by ``score / len ** length_penalty`` (0 = raw log probability, 1 = per-token
+    average). The search ends when ``width`` hypotheses have finished, or (``length_penalty``
+    0) as soon as the best finished one beats every live one.
     """
     beams = [([], 0.0)]
     first = log_probs[None, :]
@@ -119,11 +120,12 @@ def beam_search(
         total = np.array([score for _, score in beams])[:, None] + scores
         flat = np.argsort(-total, axis=None)[: 2 * width]
         keep, order = [], []
-        for index in flat:
+        for rank, index in enumerate(flat):
             row, token = divmod(int(index), total.shape[1])
             hypothesis = (beams[row][0] + [token], float(total[row, token]))
             if token == eos_id:
-                finished.append(hypothesis)
+                if rank < width:  # only the best ``width`` may end (so width 1 is greedy)
+                    finished.append(hypothesis)
             elif len(keep) < width:
                 keep.append(hypothesis)
                 order.append(row)

@@ -52,6 +52,24 @@ def test_beam_width_one_and_cold_sampling_are_greedy():
     assert sample(step, [], logp[5], 30, top_p=1e-9, seed=3, eos_id=EOS) == expected
 
 
+def test_beam_width_one_passes_by_an_ending_greedy_passes_by():
+    # P(2, eos) = 0.18 beats greedy's P(2, 4, 5, eos) = 0.12, but EOS is never the best token
+    matrix = np.array(
+        [
+            [1, 0, 0, 0, 0, 0],
+            [0, 0, 0.6, 0.4, 0, 0],
+            [0.3, 0, 0, 0, 0.5, 0.2],
+            [1.0, 0, 0, 0, 0, 0],
+            [0.3, 0, 0, 0.3, 0, 0.4],
+            [1.0, 0, 0, 0, 0, 0],
+        ]
+    )
+    step, logp = chain(matrix)
+    assert greedy(step, [], logp[1], 10, eos_id=EOS) == [2, 4, 5, 0]
+    assert beam_search(step, [], logp[1], 10, width=1, eos_id=EOS) == [2, 4, 5, 0]
+    assert beam_search(step, [], logp[1], 10, width=2, eos_id=EOS) == [3, 0]  # P = 0.4
+
+
 def test_sampling_is_seeded_and_follows_the_distribution():
     step, logp = chain(np.full((4, 4), 0.25))
     a = sample(step, [], logp[1], 200, seed=7)
