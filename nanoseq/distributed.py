@@ -2,9 +2,10 @@
 ``MultiWorkerMirroredStrategy``, and a custom training loop over ``strategy.run`` (Keras 3.15's
 ``fit`` is broken under that strategy).
 
-Every worker runs the same command. Each step, each worker takes its own share of the batches,
-computes gradients, and the optimizer sums them across all replicas (Keras's TensorFlow
-optimizer all-reduces in replica context), so every worker holds the same weights. The chief
+Every worker runs the same command. Each step, each of the N replicas takes its 1/N of the
+global batch (the same rows every step, so a language model's carried state continues), computes
+gradients, and the optimizer sums them across all replicas (Keras's TensorFlow optimizer
+all-reduces in replica context), so every worker holds the same weights. The chief
 (worker 0) writes ``output/``; the others write ``output/worker-N/`` (same files, never mixed).
 """
 
@@ -51,25 +52,25 @@ def worker_folder(strategy, output: Path) -> Path:
     return output if chief else output / f"worker-{resolver.task_id}"
 
 
-def array_batches(x, y, batch_size: int):
-    """Arrays as a ``tf.data`` dataset of whole batches."""
+def array_batches(x, y, batch_size: int, shuffle: bool):
+    """Arrays as a ``tf.data`` dataset of whole batches, reshuffled each epoch in the same
+    order on every worker (a fixed op seed under the global seed)."""
     import tensorflow as tf
 
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size, drop_remainder=True)
+    data = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        data = data.shuffle(len(x), seed=0, reshuffle_each_iteration=True)
+    return data.batch(batch_size, drop_remainder=True)
 
 
-def sharded(strategy, data, steps: int):
-    """The distributed dataset and the steps per epoch every worker takes (equal counts, or
-    the workers would wait on each other forever)."""
+def sharded(strategy, data):
+    """The distributed dataset: each global batch is split across the replicas, replica i
+    taking the i-th slice of every batch."""
     import tensorflow as tf
 
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    workers = strategy.extended._num_workers if hasattr(strategy.extended, "_num_workers") else 1
-    per_worker = steps // workers
-    if per_worker == 0:
-        raise InputError(f"{steps} batches cannot be shared by {workers} workers")
-    return strategy.experimental_distribute_dataset(data.with_options(options)), per_worker
+    return strategy.experimental_distribute_dataset(data.with_options(options))
 
 
 def custom_fit(
@@ -95,38 +96,37 @@ def custom_fit(
         net = build()
         net.compile(optimizer=optimizer(epochs * steps), loss=loss)
         net.optimizer.build(net.trainable_variables)
-    distributed, per_worker = sharded(strategy, data, steps)
-    replicas = strategy.num_replicas_in_sync
+    distributed = sharded(strategy, data)
 
     def replica_step(inputs, targets):
         with tf.GradientTape() as tape:
-            value = loss(targets, net(inputs, training=True))
-            scaled = value / replicas
-        gradients = tape.gradient(scaled, net.trainable_variables)
+            # Keras's loss: this replica's share of the global batch's mean (mean / replicas)
+            share = net.compute_loss(inputs, targets, net(inputs, training=True), training=True)
+        gradients = tape.gradient(share, net.trainable_variables)
         net.optimizer.apply_gradients(zip(gradients, net.trainable_variables, strict=True))
-        return value
+        return share
 
     @tf.function(reduce_retracing=True)  # batches of varying lengths
     def train_step(batch):
-        values = strategy.run(replica_step, args=batch)
-        return strategy.reduce(tf.distribute.ReduceOp.MEAN, values, axis=None)
+        shares = strategy.run(replica_step, args=batch)
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, shares, axis=None)
 
     history = keras.callbacks.History()
     callbacks = [*callbacks, *writers(folder), history]
     for callback in callbacks:
         callback.set_model(net)
-        callback.set_params({"epochs": epochs, "steps": per_worker})
+        callback.set_params({"epochs": epochs, "steps": steps})
         callback.on_train_begin()
-    log.info("%d replicas; %d steps per epoch on each worker", replicas, per_worker)
+    log.info("%d replicas; %d steps per epoch", strategy.num_replicas_in_sync, steps)
     for epoch in range(epochs):
         for callback in callbacks:
             callback.on_epoch_begin(epoch)
         batches, total = iter(distributed), 0.0
-        for step in range(per_worker):
+        for step in range(steps):
             total += float(train_step(next(batches)))
             for callback in callbacks:
                 callback.on_train_batch_end(step, {"loss": total / (step + 1)})
-        logs = {"loss": total / per_worker}
+        logs = {"loss": total / steps}
         for callback in callbacks:
             callback.on_epoch_end(epoch, logs)
         if net.stop_training:

@@ -30,7 +30,8 @@ def seed_everything(seed: int) -> None:
 
 
 def distribution(name: str):
-    """``default`` (one device) or ``mirrored`` (all GPUs of this host; TensorFlow backend).
+    """``default`` (one device) or ``mirrored`` (all GPUs of this host, else its CPU devices;
+    TensorFlow backend).
     ``fit`` runs ``multiworker`` through :mod:`nanoseq.distributed` instead."""
     if name == "default":
         return None
@@ -39,8 +40,22 @@ def distribution(name: str):
     import tensorflow as tf
 
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
     raise ValueError(f"unknown strategy {name!r} (default, mirrored)")
+
+
+def replica_rows(batch_size: int) -> int:
+    """The rows of a ``batch_size`` global batch that each replica of the current
+    distribution strategy takes."""
+    replicas = 1
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if batch_size % replicas:
+        raise InputError(f"batch size {batch_size} does not split over {replicas} replicas")
+    return batch_size // replicas
 
 
 def schedule(learning_rate: float, total_steps: int, warmup: int | None = None):
@@ -206,7 +221,7 @@ def fit(
 
     if strategy == "multiworker":
         if y is not None:
-            x = distributed.array_batches(x, y, batch_size)
+            x = distributed.array_batches(x, y, batch_size, shuffle)
         watch = [*(callbacks or []), Progress()]
         return distributed.custom_fit(
             cluster, build, loss, x, steps, output, epochs, optimizer, watch, writers
@@ -222,7 +237,8 @@ def fit(
             net.compile(
                 optimizer=optimizer(epochs * max(1, steps)),
                 loss=loss,
-                jit_compile=jit_compile,
+                # XLA cannot reach variables mirrored on other devices: Keras decides there
+                jit_compile=jit_compile if scope is None else "auto",
             )
     watch = [*(callbacks or []), *writers(output, append=initial_epoch > 0), Progress()]
     if max_minutes:

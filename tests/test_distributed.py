@@ -1,4 +1,6 @@
-"""Two local workers on CPU train one model under MultiWorkerMirroredStrategy (TF_CONFIG)."""
+"""Distributed training for real, on CPU: two local workers under MultiWorkerMirroredStrategy
+(TF_CONFIG) and two replicas of one host under MirroredStrategy train exactly as one device does,
+carried language-model state included."""
 
 import json
 import os
@@ -11,7 +13,7 @@ import pytest
 
 from nanoseq.models import load_model
 
-WORKER = """
+SEQ2SEQ = """
 import sys
 from nanoseq.text.data import read_pairs
 from nanoseq.text.seq2seq_train import train_seq2seq
@@ -22,6 +24,23 @@ train_seq2seq(
     embedding_dim=8, batch_size=10, epochs=3, learning_rate=1e-2, strategy="multiworker",
 )
 """
+
+LANGUAGE_MODEL = """
+import sys
+strategy, text, output = sys.argv[1:]
+if strategy == "mirrored":  # two CPU devices, one replica each
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from nanoseq.text.lm_train import train_language_model
+
+train_language_model(
+    [text], [text], output, units=16, embedding_dim=8, batch_size=4, steps=10, epochs=2,
+    strategy=strategy,
+)
+"""
+
+TEXT = "the quick brown fox jumps over the lazy dog. pack my box with five dozen liquor jugs. "
 
 
 def free_ports(count):
@@ -34,34 +53,67 @@ def free_ports(count):
     return ports
 
 
-@pytest.mark.slow
-def test_two_workers_end_with_the_same_weights_and_a_lower_loss(tmp_path, sample_dir):
-    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
-    workers = []
-    for index in range(2):
+def run(script, *args, workers=1):
+    """``script`` in ``workers`` processes (a local TF_CONFIG cluster when more than one)."""
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(workers)]}
+    processes = []
+    for index in range(workers):
         env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
-        env["TF_CONFIG"] = json.dumps(
-            {"cluster": cluster, "task": {"type": "worker", "index": index}}
-        )
-        pairs = sample_dir / "text/multi30k_de_en.tsv"
-        workers.append(
+        if workers > 1:
+            task = {"type": "worker", "index": index}
+            env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": task})
+        processes.append(
             subprocess.Popen(
-                [sys.executable, "-c", WORKER, str(pairs), str(tmp_path / "run")],
+                [sys.executable, "-c", script, *map(str, args)],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
             )
         )
-    for worker in workers:
-        output, _ = worker.communicate(timeout=300)
-        assert worker.returncode == 0, output[-3000:]
-    chief, other = tmp_path / "run", tmp_path / "run" / "worker-1"
-    a = load_model(chief / "checkpoint.keras").get_weights()
-    b = load_model(other / "checkpoint.keras").get_weights()
-    assert len(a) == len(b) > 10
-    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
-    rows = (chief / "training.csv").read_text().splitlines()
-    losses = [float(row.split(",")[1]) for row in rows[1:]]
-    assert len(losses) == 3 and losses[-1] < losses[0]
-    assert (chief / "training.csv").read_text() == (other / "training.csv").read_text()
+    for process in processes:
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, output[-3000:]
+
+
+def losses(folder):
+    rows = (folder / "training.csv").read_text().splitlines()
+    return [float(row.split(",")[1]) for row in rows[1:]]
+
+
+def same_run(a, b):
+    """Both folders hold the same weights and the same training log."""
+    first = load_model(a / "checkpoint.keras").get_weights()
+    second = load_model(b / "checkpoint.keras").get_weights()
+    assert len(first) == len(second) > 5
+    assert all(np.array_equal(x, y) for x, y in zip(first, second, strict=True))
+    assert (a / "training.csv").read_text() == (b / "training.csv").read_text()
+
+
+@pytest.mark.slow
+def test_seq2seq_on_two_workers_ends_with_the_same_weights_and_a_lower_loss(tmp_path, sample_dir):
+    run(SEQ2SEQ, sample_dir / "text/multi30k_de_en.tsv", tmp_path / "run", workers=2)
+    same_run(tmp_path / "run", tmp_path / "run" / "worker-1")
+    trained = losses(tmp_path / "run")
+    assert len(trained) == 3 and trained[-1] < trained[0]
+
+
+@pytest.mark.slow
+def test_language_model_trains_alike_on_one_device_two_replicas_and_two_workers(tmp_path):
+    """Each replica carries the state of its own rows of the global batch, and the replicas'
+    gradients add up to the whole batch's: the weights match a one-device run."""
+    text = tmp_path / "text.txt"
+    text.write_text(TEXT * 30)
+    run(LANGUAGE_MODEL, "default", text, tmp_path / "one")
+    run(LANGUAGE_MODEL, "mirrored", text, tmp_path / "mirrored")
+    run(LANGUAGE_MODEL, "multiworker", text, tmp_path / "workers", workers=2)
+    same_run(tmp_path / "workers", tmp_path / "workers" / "worker-1")
+    reference = load_model(tmp_path / "one" / "model.keras").get_weights()
+    for folder in ("mirrored", "workers"):
+        weights = load_model(tmp_path / folder / "model.keras").get_weights()
+        assert len(weights) == len(reference)
+        for x, y in zip(weights, reference, strict=True):
+            np.testing.assert_allclose(x, y, atol=1e-5)
+        np.testing.assert_allclose(losses(tmp_path / folder), losses(tmp_path / "one"), rtol=1e-5)
+    trained = losses(tmp_path / "one")
+    assert trained[-1] < trained[0]

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from nanoseq.cli import options as shared
 from nanoseq.models import DEFAULT_LANGUAGE_MODEL
 
 
@@ -47,6 +48,7 @@ def lm():
 @click.option("--decay-from", type=int, help="Multiply the lr by --decay every epoch from this.")
 @click.option("--max-minutes", type=float, help="Stop after this much wall time.")
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT/checkpoint.keras.")
+@shared.strategy
 @click.option("--seed", default=1, show_default=True)
 def train(train_files, valid_files, output, **options):
     """Train a language model on TRAIN_FILES (plain or gzipped text)."""

@@ -131,16 +131,20 @@ class LanguageModel(keras.Model):
 @keras.saving.register_keras_serializable(package="nanoseq")
 class StreamingTrainer(keras.Model):
     """Truncated BPTT: carries each batch row's last states into the next batch (no gradient
-    through the carry). Call :meth:`reset` at epoch start and before evaluation."""
+    through the carry). Call :meth:`reset` at epoch start and before evaluation.
+
+    ``batch_size`` is the rows one replica sees: under a distribution strategy each replica
+    keeps its own carry (an on-read variable) for its slice of the global batch."""
 
     def __init__(self, model: LanguageModel, batch_size: int, **kwargs):
         super().__init__(**kwargs)
         self.model, self.batch_size = model, batch_size
         self.carry = [
-            self.add_weight(
-                shape=(batch_size, model.units),
-                initializer="zeros",
+            keras.Variable(
+                ops.zeros((batch_size, model.units)),
                 trainable=False,
+                synchronization="on_read",
+                aggregation="only_first_replica",
                 name=f"carry{i}",
             )
             for i in range(model.layers_count * model.states_per_layer)

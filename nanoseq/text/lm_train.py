@@ -14,7 +14,7 @@ from nanoseq.text.data import bptt_windows, corpus_text, encode_corpus, read_tex
 from nanoseq.text.lm import LanguageModel, StreamingTrainer
 from nanoseq.text.lm_evaluate import stream_nats
 from nanoseq.text.vocab import Vocabulary
-from nanoseq.training import adam_cosine, fit, seed_everything
+from nanoseq.training import adam_cosine, fit, replica_rows, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ def train_language_model(
     decay_from: int | None = None,
     resume: bool = False,
     max_minutes: float | None = None,
+    strategy: str = "default",
     seed: int = 1,
     callbacks: list | None = None,
 ):
@@ -107,7 +108,8 @@ def train_language_model(
             tie_weights,
             vocabulary=vocab.get_config(),
         )
-        return StreamingTrainer(model, batch_size)
+        model.build((None, None))  # weights exist before the optimizer is built
+        return StreamingTrainer(model, replica_rows(batch_size))
 
     if optimizer == "sgd":
 
@@ -130,6 +132,7 @@ def train_language_model(
         optimizer=make,
         resume=resume,
         max_minutes=max_minutes,
+        strategy=strategy,
         callbacks=callbacks,
         monitor="val_nats_per_token",
         monitor_mode="min",

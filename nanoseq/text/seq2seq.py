@@ -237,7 +237,9 @@ class MaskedCrossEntropy(keras.losses.Loss):
             e = self.label_smoothing
             loss = (1 - e) * loss - e * ops.mean(log_probs, axis=-1)
         mask = ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
-        return ops.sum(loss * mask) / ops.maximum(ops.sum(mask), 1.0)
+        # per position, weighted so that Keras's mean over all positions (which also shares the
+        # loss out among a distribution strategy's replicas) is the mean over real tokens
+        return loss * mask * ops.cast(ops.size(mask), "float32") / ops.maximum(ops.sum(mask), 1.0)
 
     def get_config(self):
         return {"name": self.name, "label_smoothing": self.label_smoothing}
