@@ -2,6 +2,7 @@
 (TF_CONFIG) and two replicas of one host under MirroredStrategy train exactly as one device does,
 carried language-model state included."""
 
+import csv
 import json
 import os
 import socket
@@ -22,6 +23,21 @@ sources, targets = read_pairs(pairs=sys.argv[1])
 train_seq2seq(
     (sources, targets), (sources[:10], targets[:10]), sys.argv[2], lowercase=True, units=16,
     embedding_dim=8, batch_size=10, epochs=3, learning_rate=1e-2, strategy="multiworker",
+)
+"""
+
+BASECALLER = """
+import sys
+from nanoseq.basecaller.train import train_basecaller
+from nanoseq.io import read_fasta
+from nanoseq.signal.labels import make_chunks
+from nanoseq.signal.simulate import labelled, load_pore_model, simulate_reads
+
+reads = simulate_reads(read_fasta(sys.argv[1]), load_pore_model(), 8, 1500, seed=5)
+train_basecaller(
+    make_chunks((labelled(r) for r in reads), size=1200, step=600), sys.argv[2], epochs=3,
+    batch_size=8, learning_rate=5e-3, valid_fraction=0.2, strategy="multiworker",
+    filters=(4, 8, 16), kernels=(5, 5, 19), strides=(1, 1, 6), units=16, layers=1,
 )
 """
 
@@ -77,8 +93,8 @@ def run(script, *args, workers=1):
 
 
 def losses(folder):
-    rows = (folder / "training.csv").read_text().splitlines()
-    return [float(row.split(",")[1]) for row in rows[1:]]
+    with open(folder / "training.csv") as handle:
+        return [float(row["loss"]) for row in csv.DictReader(handle)]
 
 
 def same_run(a, b):
@@ -93,6 +109,16 @@ def same_run(a, b):
 @pytest.mark.slow
 def test_seq2seq_on_two_workers_ends_with_the_same_weights_and_a_lower_loss(tmp_path, sample_dir):
     run(SEQ2SEQ, sample_dir / "text/multi30k_de_en.tsv", tmp_path / "run", workers=2)
+    same_run(tmp_path / "run", tmp_path / "run" / "worker-1")
+    trained = losses(tmp_path / "run")
+    assert len(trained) == 3 and trained[-1] < trained[0]
+
+
+@pytest.mark.slow
+def test_basecaller_on_two_workers_ends_with_the_same_weights_and_a_lower_loss(
+    tmp_path, sample_dir
+):
+    run(BASECALLER, sample_dir / "reads/lambda.fasta", tmp_path / "run", workers=2)
     same_run(tmp_path / "run", tmp_path / "run" / "worker-1")
     trained = losses(tmp_path / "run")
     assert len(trained) == 3 and trained[-1] < trained[0]
