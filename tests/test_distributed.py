@@ -107,18 +107,13 @@ def same_run(a, b):
 
 
 @pytest.mark.slow
-def test_seq2seq_on_two_workers_ends_with_the_same_weights_and_a_lower_loss(tmp_path, sample_dir):
-    run(SEQ2SEQ, sample_dir / "text/multi30k_de_en.tsv", tmp_path / "run", workers=2)
-    same_run(tmp_path / "run", tmp_path / "run" / "worker-1")
-    trained = losses(tmp_path / "run")
-    assert len(trained) == 3 and trained[-1] < trained[0]
-
-
-@pytest.mark.slow
-def test_basecaller_on_two_workers_ends_with_the_same_weights_and_a_lower_loss(
-    tmp_path, sample_dir
-):
-    run(BASECALLER, sample_dir / "reads/lambda.fasta", tmp_path / "run", workers=2)
+@pytest.mark.parametrize(
+    "script, data",
+    [(SEQ2SEQ, "text/multi30k_de_en.tsv"), (BASECALLER, "reads/lambda.fasta")],
+    ids=["seq2seq", "basecaller"],
+)
+def test_two_workers_end_with_the_same_weights_and_a_lower_loss(tmp_path, sample_dir, script, data):
+    run(script, sample_dir / data, tmp_path / "run", workers=2)
     same_run(tmp_path / "run", tmp_path / "run" / "worker-1")
     trained = losses(tmp_path / "run")
     assert len(trained) == 3 and trained[-1] < trained[0]
