@@ -1,4 +1,5 @@
-"""``nanoseq simulate``: reads from a k-mer pore model, as pod5 or blow5 plus truth FASTA."""
+"""``nanoseq simulate``: reads from a k-mer pore model, as pod5 or blow5 plus truth FASTA, or
+straight into training chunks."""
 
 from __future__ import annotations
 
@@ -6,29 +7,62 @@ import click
 
 
 @click.command()
-@click.option("-r", "--reference", required=True, type=click.Path(), help="FASTA to sample from.")
-@click.option("-o", "--output", required=True, help="reads.pod5 or reads.blow5.")
+@click.option("-r", "--reference", type=click.Path(), help="FASTA to sample from.")
+@click.option(
+    "--random-genome",
+    type=int,
+    help="Sample from a random genome of this many bases instead of a FASTA.",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    help="reads.pod5 or reads.blow5; with --chunks, a folder for training chunks.",
+)
 @click.option("--truth", help="Truth FASTA (default: OUTPUT with .truth.fasta).")
+@click.option(
+    "--chunks",
+    is_flag=True,
+    help="Write chunks.npy, references.npy, reference_lengths.npy (as `prepare` does) "
+    "instead of reads.",
+)
+@click.option("--chunk-size", default=3600, show_default=True, help="Samples per chunk.")
 @click.option("-n", "--reads", "count", default=100, show_default=True)
 @click.option("--length", default=2000, show_default=True, help="Mean fragment length (bases).")
 @click.option("--pore-model", type=click.Path(), help="k-mer model table (default: bundled R9.4).")
 @click.option("--region", help="Only sample reference positions START-END.")
 @click.option("--seed", default=1, show_default=True)
-def simulate(reference, output, truth, count, length, pore_model, region, seed):
+def simulate(
+    reference,
+    random_genome,
+    output,
+    truth,
+    chunks,
+    chunk_size,
+    count,
+    length,
+    pore_model,
+    region,
+    seed,
+):
     """Simulate nanopore reads with known truth (for pre-training and tests)."""
     from pathlib import Path
 
+    from nanoseq.errors import InputError
     from nanoseq.io import read_fasta
-    from nanoseq.signal.labels import parse_region
-    from nanoseq.signal.simulate import (
-        DEFAULT_PORE_MODEL,
-        load_pore_model,
-        simulate_reads,
-        write_reads,
-    )
+    from nanoseq.signal import simulate as sim
+    from nanoseq.signal.labels import make_chunks, parse_region, save_chunks
 
-    pore = load_pore_model(pore_model or DEFAULT_PORE_MODEL)
-    reads = simulate_reads(read_fasta(reference), pore, count, length, seed, parse_region(region))
+    if (reference is None) == (random_genome is None):
+        raise InputError("give one of --reference FASTA and --random-genome BASES")
+    genome = read_fasta(reference) if reference else sim.random_genome(random_genome, seed)
+    pore = sim.load_pore_model(pore_model or sim.DEFAULT_PORE_MODEL)
+    reads = sim.simulate_reads(genome, pore, count, length, seed, parse_region(region))
+    if chunks:
+        arrays = make_chunks((sim.labelled(read) for read in reads), chunk_size)
+        save_chunks(arrays, output)
+        click.echo(f"{len(arrays['chunks'])} chunks of {chunk_size} samples -> {output}", err=True)
+        return
     truth = truth or str(Path(output).with_suffix(".truth.fasta"))
-    written = write_reads(reads, output, truth)
+    written = sim.write_reads(reads, output, truth)
     click.echo(f"{written} reads -> {output}, truth -> {truth}", err=True)

@@ -1,6 +1,7 @@
 """Simulated nanopore reads from a k-mer pore model and a reference.
 
-Per k-mer a dwell of ``round(N(9, 4)) >= 1`` samples (4 kHz), each sample drawn from
+Per k-mer a dwell of ``2 + round(Gamma(0.95, 8.5))`` samples (4 kHz): mean 10, sd 8.2 and a long
+tail, as in the Tombo events of the lambda training reads. Each sample is drawn from
 ``N(level_mean, level_stdv)`` of that k-mer (pA). Event ``i`` (k-mer ``seq[i:i+k]``) is labelled
 with its centre base, so a fragment of ``L`` bases yields ``L - k + 1`` labelled bases.
 """
@@ -23,6 +24,7 @@ from nanoseq.signal.readers import Read
 from nanoseq.signal.writers import write_signal
 
 DEFAULT_PORE_MODEL = Path(__file__).parents[1] / "assets" / "r9.4_450bps_6mer_template.model"
+DWELL = (0.95, 8.5)  # gamma shape and scale of the dwell beyond its 2-sample minimum
 DIGITISATION, RANGE, OFFSET = 8192.0, 1400.0, 0.0  # calibration of the written reads
 
 
@@ -61,7 +63,7 @@ class SimulatedRead:
 
 
 def simulate_read(
-    fragment: str, pore: PoreModel, rng: np.random.Generator, dwell=(9.0, 4.0)
+    fragment: str, pore: PoreModel, rng: np.random.Generator, dwell=DWELL
 ) -> SimulatedRead:
     """Signal for one fragment (A/C/G/T only) read 5' to 3'."""
     codes = BASE_CODE[np.frombuffer(fragment.encode(), np.uint8)].astype(np.int64) - 1
@@ -71,7 +73,7 @@ def simulate_read(
     index = np.zeros(n, dtype=np.int64)
     for j in range(pore.k):
         index = index * 4 + codes[j : j + n]
-    dwells = np.maximum(1, np.rint(rng.normal(*dwell, size=n))).astype(np.int64)
+    dwells = 2 + np.rint(rng.gamma(*dwell, size=n)).astype(np.int64)
     starts = np.concatenate([[0], np.cumsum(dwells)[:-1]])
     per_sample = np.repeat(index, dwells)
     pa = rng.normal(pore.means[per_sample], pore.stdvs[per_sample]).astype(np.float32)
@@ -83,6 +85,12 @@ def simulate_read(
         starts,
         np.arange(n) + centre,
     )
+
+
+def random_genome(length: int, seed: int = 1) -> dict[str, str]:
+    """A uniformly random genome: training sequence a model cannot learn by heart."""
+    bases = np.frombuffer(b"ACGT", np.uint8)[np.random.default_rng(seed).integers(0, 4, length)]
+    return {"random": bases.tobytes().decode()}
 
 
 def simulate_reads(
