@@ -1,9 +1,13 @@
 """The basecaller: convolutions over raw signal, stacked bidirectional LSTM/GRU, CTC logits.
 
 Input ``(batch, samples, 1)`` normalised signal; output ``(batch, samples // stride, 5)`` float32
-logits over ``N A C G T`` with the CTC blank at index 0. The model carries everything
-basecalling needs in ``metadata`` (alphabet, stride, sample rate, chemistry, normalisation,
-chunking), saved with it in the ``.keras`` file.
+logits over ``N A C G T`` with the CTC blank at index 0. The head can emit ``upsample`` frames
+per recurrent step (as bonito's linear upsample): CTC needs a blank between two equal bases, so
+at a stride of 6, 58 % of the homopolymers (>= 3 bases) of the R9.4.1 lambda training reads have
+too few frames to be called; at 3, 7 %, for the price of a wider head only.
+
+The model carries everything basecalling needs in ``metadata`` (alphabet, stride, sample rate,
+chemistry, normalisation, chunking), saved with it in the ``.keras`` file.
 
 CTC on the TensorFlow backend uses ``tf.nn.ctc_loss`` with sparse labels (about 100x faster than
 the dense path); other backends use ``keras.ops.ctc_loss``.
@@ -14,6 +18,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 
 ALPHABET = "NACGT"
 STRIDES = (1, 1, 6)
@@ -44,11 +49,14 @@ class Basecaller(keras.Model):
         rnn="lstm",
         units=96,
         layers=3,
+        upsample=1,
         metadata=None,
         **kwargs,
     ):
         if not len(filters) == len(kernels) == len(strides):
             raise ValueError("filters, kernels and strides need one entry per convolution")
+        if math.prod(strides) % upsample:
+            raise ValueError(f"upsample {upsample} must divide the total stride {strides}")
         if rnn not in ("lstm", "gru"):
             raise ValueError(f"rnn must be 'lstm' or 'gru', got {rnn!r}")
         signal = keras.Input((None, 1), name="signal")
@@ -59,11 +67,13 @@ class Basecaller(keras.Model):
         cell = keras.layers.LSTM if rnn == "lstm" else keras.layers.GRU
         for i in range(layers):
             x = keras.layers.Bidirectional(cell(units, return_sequences=True), name=f"{rnn}{i}")(x)
-        logits = keras.layers.Dense(len(ALPHABET), dtype="float32", name="logits")(x)
+        logits = keras.layers.Dense(upsample * len(ALPHABET), dtype="float32", name="logits")(x)
+        if upsample > 1:
+            logits = keras.layers.Reshape((-1, len(ALPHABET)), name="upsample")(logits)
         super().__init__(signal, logits, **kwargs)
         self.filters, self.kernels, self.strides = list(filters), list(kernels), list(strides)
-        self.rnn, self.units, self.layers_count = rnn, units, layers
-        self.stride = math.prod(strides)
+        self.rnn, self.units, self.layers_count, self.upsample = rnn, units, layers, upsample
+        self.stride = math.prod(strides) // upsample
         self.metadata = {**DEFAULT_METADATA, **(metadata or {}), "stride": self.stride}
 
     def get_config(self):
@@ -76,12 +86,33 @@ class Basecaller(keras.Model):
             "rnn": self.rnn,
             "units": self.units,
             "layers": self.layers_count,
+            "upsample": self.upsample,
             "metadata": self.metadata,
         }
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+    def frames(self, samples: int) -> int:
+        """Output frames for an input of ``samples``."""
+        return self.upsample * -(-samples // math.prod(self.strides))
+
+    def upsampled(self, upsample: int) -> Basecaller:
+        """This model with a head emitting ``upsample`` frames per recurrent step, each frame a
+        copy of this head's (so it calls the same bases until trained further)."""
+        if upsample % self.upsample:
+            raise ValueError(f"upsample {upsample} is not a multiple of {self.upsample}")
+        config = {**self.get_config(), "upsample": upsample}
+        config.pop("name")
+        wider = Basecaller(**config)
+        for layer in self.layers:
+            weights = layer.get_weights()
+            if layer.name == "logits":
+                weights = [np.tile(w, upsample // self.upsample) for w in weights]
+            if weights:
+                wider.get_layer(layer.name).set_weights(weights)
+        return wider
 
 
 @keras.saving.register_keras_serializable(package="nanoseq")

@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from nanoseq.basecaller.decode import decode
+from nanoseq.errors import InputError
 from nanoseq.io import Call
 from nanoseq.signal.chunks import chunk, stitch
 from nanoseq.signal.normalize import normalise, trim_start
@@ -143,6 +144,9 @@ def stitched_logits(
     size = chunk_size or meta["chunk_size"]
     overlap = meta["overlap"] if overlap is None else overlap
     stride = model.stride
+    if model.frames(size) * stride != size:
+        multiple = model.stride * model.upsample
+        raise InputError(f"chunk size must be a multiple of {multiple} for this model, got {size}")
     runner = Runner(model, batch_size, size, timing)
     pending: deque[_InFlight] = deque()
     queue: list[tuple[_InFlight, np.ndarray]] = []

@@ -15,7 +15,9 @@ import keras
 import numpy as np
 
 from nanoseq.basecaller.decode import greedy
-from nanoseq.basecaller.model import ALPHABET, STRIDES, Basecaller, ctc_loss
+from nanoseq.basecaller.model import ALPHABET, Basecaller, ctc_loss
+from nanoseq.errors import InputError
+from nanoseq.models import load_model
 from nanoseq.training import adam_cosine, fit, seed_everything
 
 log = logging.getLogger(__name__)
@@ -62,9 +64,11 @@ class ChunkValidation(keras.callbacks.Callback):
 
 
 def train_basecaller(
-    data: dict[str, np.ndarray],
+    data: dict[str, np.ndarray] | list[dict[str, np.ndarray]],
     output: str | Path,
-    model: Basecaller | None = None,
+    init: str | None = None,
+    upsample: int | None = None,
+    validation: dict[str, np.ndarray] | None = None,
     epochs: int = 10,
     batch_size: int = 32,
     learning_rate: float = 2e-3,
@@ -77,27 +81,41 @@ def train_basecaller(
     seed: int = 1,
     **model_options,
 ):
-    """Train on ``data`` (from ``prepare``) into the folder ``output``; return the trained model.
+    """Train on ``data`` (from ``prepare``; a list of such sets is joined) into the folder
+    ``output``; return the trained model. ``init`` (a bundled model's name or a ``.keras``
+    path) is trained further instead of a new model built from ``model_options``; an
+    ``upsample`` above its own widens its head (see :meth:`Basecaller.upsampled`).
 
-    The last ``valid_fraction`` of chunks (in read order, so mostly whole reads) validates.
+    ``validation`` is a chunk set of its own; without it the last ``valid_fraction`` of the
+    first set's chunks (in read order, so mostly whole reads) validates.
     ``output`` gets ``checkpoint.keras`` each epoch, ``training.csv`` and ``model.keras``.
     """
     seed_everything(seed)
-    chunks = data["chunks"][..., None].astype(np.float32)
-    references = data["references"].astype(np.int32)
-    n_valid = max(1, int(len(chunks) * valid_fraction))
-    split = len(chunks) - n_valid
-    stride = model.stride if model else int(np.prod(model_options.get("strides", STRIDES)))
-    ok = feasible(
-        references[:split], data["reference_lengths"][:split], -(-chunks.shape[1] // stride)
-    )
+    sets = data if isinstance(data, list) else [data]
+    if validation is None:
+        first = sets[0]
+        split = len(first["chunks"]) - max(1, int(len(first["chunks"]) * valid_fraction))
+        validation = {name: array[split:] for name, array in first.items()}
+        sets = [{name: array[:split] for name, array in first.items()}, *sets[1:]]
+    train = join_chunks(sets)
+    chunks = train["chunks"][..., None].astype(np.float32)
+    references = train["references"].astype(np.int32)
+
+    def build():
+        if not init:
+            return Basecaller(upsample=upsample or 1, **model_options)
+        model = load_model(init)
+        return model.upsampled(upsample) if upsample and upsample != model.upsample else model
+
+    ok = feasible(references, train["reference_lengths"], build().frames(chunks.shape[1]))
     if not ok.all():
         log.info("dropping %d training chunks with more bases than CTC frames", (~ok).sum())
+    valid = (validation["chunks"][..., None].astype(np.float32), validation["references"])
     return fit(
-        build=lambda: model or Basecaller(**model_options),
+        build=build,
         loss=ctc_loss,
-        train=(chunks[:split][ok], references[:split][ok]),
-        validation=(chunks[split:], references[split:]),
+        train=(chunks[ok], references[ok]),
+        validation=(valid[0], valid[1].astype(np.int32)),
         output=output,
         epochs=epochs,
         batch_size=batch_size,
@@ -106,7 +124,22 @@ def train_basecaller(
         max_minutes=max_minutes,
         strategy=strategy,
         mixed_precision=mixed_precision,
-        callbacks=[ChunkValidation(chunks[split:], references[split:], batch_size)],
+        callbacks=[ChunkValidation(*valid, batch_size)],
         monitor="val_accuracy",
         monitor_mode="max",
     )
+
+
+def join_chunks(sets: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Chunk sets of one chunk size as one set (references padded to the widest)."""
+    sizes = {s["chunks"].shape[1] for s in sets}
+    if len(sizes) > 1:
+        raise InputError(f"training sets differ in chunk size ({sorted(sizes)})")
+    width = max(s["references"].shape[1] for s in sets)
+    return {
+        "chunks": np.concatenate([s["chunks"] for s in sets]),
+        "references": np.concatenate(
+            [np.pad(s["references"], ((0, 0), (0, width - s["references"].shape[1]))) for s in sets]
+        ),
+        "reference_lengths": np.concatenate([s["reference_lengths"] for s in sets]),
+    }

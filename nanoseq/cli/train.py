@@ -13,29 +13,52 @@ def train():
 
 
 @train.command()
-@click.argument("data", type=click.Path())
+@click.argument("data", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", required=True, help="Folder for checkpoints, log and model.")
 @click.option("--epochs", default=10, show_default=True)
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--lr", "learning_rate", default=2e-3, show_default=True, help="Peak learning rate.")
 @click.option("--clip", "clipnorm", default=2.0, show_default=True, help="Gradient norm clip.")
 @click.option(
+    "--valid",
+    "validation",
+    type=click.Path(),
+    help="Chunks (a `prepare` folder) to validate on; all of DATA then trains.",
+)
+@click.option(
     "--valid-fraction",
     default=0.05,
     show_default=True,
-    help="Last share of chunks (in read order) kept for validation.",
+    help="Without --valid: the last share of the first DATA's chunks (in read order).",
+)
+@click.option(
+    "--init",
+    help="Train this model further (a bundled name or .keras path; "
+    "--rnn/--units/--layers then do not apply).",
 )
 @click.option("--rnn", default="lstm", type=click.Choice(["lstm", "gru"]), show_default=True)
 @click.option("--units", default=96, show_default=True, help="Units per RNN direction.")
 @click.option("--layers", default=3, show_default=True, help="Bidirectional RNN layers.")
+@click.option(
+    "--upsample",
+    type=int,
+    help="Output frames per RNN step (output stride = convolution stride / this) "
+    "[default: 1, or --init's].",
+)
 @click.option("--max-minutes", type=float, help="Stop after this much wall time.")
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT/checkpoint.keras.")
 @options.strategy
 @click.option("--mixed-precision", is_flag=True, help="float16 compute on GPU.")
 @click.option("--seed", default=1, show_default=True)
-def basecaller(data, output, **options):
-    """Train a basecaller on chunks from `nanoseq prepare` (folder DATA)."""
+def basecaller(data, output, validation, **options):
+    """Train a basecaller on chunks from `nanoseq prepare` or `nanoseq simulate --chunks`
+    (folders DATA, joined)."""
     from nanoseq.basecaller.train import train_basecaller
     from nanoseq.signal.labels import load_chunks
 
-    train_basecaller(load_chunks(data), output, **options)
+    train_basecaller(
+        [load_chunks(folder) for folder in data],
+        output,
+        validation=load_chunks(validation) if validation else None,
+        **options,
+    )

@@ -67,3 +67,28 @@ def test_bad_configuration():
         Basecaller(filters=(4,), kernels=(5, 5), strides=(1, 1))
     with pytest.raises(ValueError, match="lstm"):
         Basecaller(rnn="transformer")
+
+
+def test_upsampled_head_calls_the_same_and_round_trips(tmp_path, sample_dir):
+    from nanoseq.basecaller.pipeline import basecall
+    from nanoseq.errors import InputError
+    from nanoseq.signal.readers import read_signal
+
+    keras.utils.set_random_seed(0)
+    small = Basecaller(filters=(4, 8), kernels=(5, 9), strides=(1, 6), units=8, layers=1)
+    wide = small.upsampled(2)
+    x = np.random.default_rng(0).normal(size=(2, 600, 1)).astype("float32")
+    logits = wide.predict(x, verbose=0)
+    assert logits.shape == (2, 200, 5) and wide.frames(600) == 200
+    assert wide.stride == wide.metadata["stride"] == 3
+    # each step's two frames start as copies of the narrow head's one
+    np.testing.assert_allclose(logits, np.repeat(small.predict(x, verbose=0), 2, axis=1), atol=1e-5)
+    wide.save(tmp_path / "wide.keras")
+    loaded = keras.saving.load_model(tmp_path / "wide.keras")
+    assert loaded.upsample == 2
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), logits, atol=1e-5)
+    with pytest.raises(ValueError, match="divide"):
+        Basecaller(strides=(1, 1, 5), upsample=2)
+    reads = read_signal([sample_dir / "reads/lambda.pod5"])
+    with pytest.raises(InputError, match="multiple of 6"):
+        list(basecall(reads, wide, 8, chunk_size=603, overlap=0))

@@ -300,3 +300,41 @@ def test_simulate_then_prepare_cli(sample_dir, tmp_path):
         900,
     )
     assert result.exit_code == 0 and (chunks / "chunks.npy").exists()
+
+
+def test_simulate_random_genome_chunks_then_train_from_the_bundled_model(sample_dir, tmp_path):
+    """Real chunks + simulated ones train together, a separate set validates, and --init starts
+    from the bundled model, here with a head widened to two frames per step: with a learning
+    rate of ~0 it calls exactly as the bundled model (a fresh model would call nothing)."""
+    import keras
+    import numpy as np
+
+    from nanoseq.models import load_model
+
+    real, sim, out = tmp_path / "real", tmp_path / "sim", tmp_path / "out"
+    assert invoke("prepare", sample_dir / "labelled/tombo_lambda.fast5", "-o", real).exit_code == 0
+    result = invoke(
+        "simulate", "--random-genome", 20_000, "--chunks", "-o", sim, "-n", 4, "--length", 1500
+    )
+    assert result.exit_code == 0
+    assert np.load(sim / "references.npy").max() == 4 and len(np.load(sim / "chunks.npy")) >= 8
+    args = ["--init", "dna_r941_lambda", "--upsample", 2, "--lr", 1e-12, "--epochs", 1]
+    result = invoke("train", "basecaller", real, sim, "--valid", real, "-o", out, *args)
+    assert result.exit_code == 0
+    with open(out / "training.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert float(rows[0]["val_accuracy"]) > 0.6
+    trained = keras.saving.load_model(out / "model.keras", compile=False)
+    assert trained.stride == 3
+    x = np.load(real / "chunks.npy")[:4, :, None]
+    expected = np.repeat(load_model("dna_r941_lambda").predict(x, verbose=0), 2, axis=1)
+    np.testing.assert_allclose(trained.predict(x, verbose=0), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("args", [[], ["-r", "{fasta}", "--random-genome", "1000"]])
+def test_simulate_needs_one_genome(sample_dir, tmp_path, args):
+    fasta = str(sample_dir / "reads/lambda.fasta")
+    result = run("simulate", *[a.format(fasta=fasta) for a in args], "-o", tmp_path / "x.pod5")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--random-genome" in lines[0], result.stderr
