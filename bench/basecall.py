@@ -99,7 +99,8 @@ def main() -> None:
     windows = []
     for read in reads:
         size, overlap = meta["chunk_size"], meta["overlap"]
-        windows.extend(prepare_read(read, meta["normalisation"], size, overlap, model.stride)[1])
+        item = prepare_read(read, meta["normalisation"], size, overlap, model.input_stride)
+        windows.extend(item[1])
     runner = Runner(model, args.batch_size, meta["chunk_size"])
     start = time.perf_counter()
     for i in range(0, len(windows), args.batch_size):

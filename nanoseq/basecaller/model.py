@@ -73,7 +73,8 @@ class Basecaller(keras.Model):
         super().__init__(signal, logits, **kwargs)
         self.filters, self.kernels, self.strides = list(filters), list(kernels), list(strides)
         self.rnn, self.units, self.layers_count, self.upsample = rnn, units, layers, upsample
-        self.stride = math.prod(strides) // upsample
+        self.input_stride = math.prod(strides)  # samples per recurrent step
+        self.stride = self.input_stride // upsample  # samples per output frame
         self.metadata = {**DEFAULT_METADATA, **(metadata or {}), "stride": self.stride}
 
     def get_config(self):
@@ -96,7 +97,7 @@ class Basecaller(keras.Model):
 
     def frames(self, samples: int) -> int:
         """Output frames for an input of ``samples``."""
-        return self.upsample * -(-samples // math.prod(self.strides))
+        return self.upsample * -(-samples // self.input_stride)
 
     def upsampled(self, upsample: int) -> Basecaller:
         """This model with a head emitting ``upsample`` frames per recurrent step, each frame a

@@ -24,7 +24,6 @@ import keras
 import numpy as np
 
 from nanoseq.basecaller.decode import decode
-from nanoseq.errors import InputError
 from nanoseq.io import Call
 from nanoseq.signal.chunks import chunk, stitch
 from nanoseq.signal.normalize import normalise, trim_start
@@ -144,9 +143,6 @@ def stitched_logits(
     size = chunk_size or meta["chunk_size"]
     overlap = meta["overlap"] if overlap is None else overlap
     stride = model.stride
-    if model.frames(size) * stride != size:
-        multiple = model.stride * model.upsample
-        raise InputError(f"chunk size must be a multiple of {multiple} for this model, got {size}")
     runner = Runner(model, batch_size, size, timing)
     pending: deque[_InFlight] = deque()
     queue: list[tuple[_InFlight, np.ndarray]] = []
@@ -165,7 +161,7 @@ def stitched_logits(
             yield item, stitch(outputs, item.starts, item.length, size, overlap, stride)
 
     prepared = (
-        (read, *prepare_read(read, meta["normalisation"], size, overlap, stride, trim))
+        (read, *prepare_read(read, meta["normalisation"], size, overlap, model.input_stride, trim))
         for read in reads
     )
     if workers > 1:
@@ -197,7 +193,8 @@ def _check_rate(read: Read, meta: dict, warned: set) -> None:
 
 
 def prepare_read(read: Read, method: str, size: int, overlap: int, stride: int, trim: bool = True):
-    """The read's in-flight record and its windows (trimmed, normalised signal)."""
+    """The read's in-flight record and its windows (trimmed, normalised signal); ``stride`` is
+    the model's input stride, which window sizes, overlaps and starts are multiples of."""
     pa = read.pa
     trimmed = trim_start(pa) if trim else 0
     signal, shift, scale = normalise(pa[trimmed:], method)
