@@ -104,13 +104,19 @@ class Basecaller(keras.Model):
         copy of this head's (so it calls the same bases until trained further)."""
         if upsample % self.upsample:
             raise ValueError(f"upsample {upsample} is not a multiple of {self.upsample}")
+        ratio = upsample // self.upsample
         config = {**self.get_config(), "upsample": upsample}
         config.pop("name")
         wider = Basecaller(**config)
         for layer in self.layers:
             weights = layer.get_weights()
-            if layer.name == "logits":
-                weights = [np.tile(w, upsample // self.upsample) for w in weights]
+            if layer.name == "logits":  # each old frame's columns repeated, in frame order
+                weights = [
+                    np.repeat(w.reshape(*w.shape[:-1], self.upsample, -1), ratio, axis=-2).reshape(
+                        *w.shape[:-1], -1
+                    )
+                    for w in weights
+                ]
             if weights:
                 wider.get_layer(layer.name).set_weights(weights)
         return wider
