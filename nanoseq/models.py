@@ -3,6 +3,8 @@ and loading a model by bundled name or by path."""
 
 from __future__ import annotations
 
+import json
+import zipfile
 from pathlib import Path
 
 from nanoseq.errors import InputError, one_line
@@ -27,6 +29,17 @@ def resolve(name_or_path: str) -> Path:
         return path
     known = ", ".join(models) or "none"
     raise InputError(f"no such model file, nor a bundled model (bundled: {known})", name_or_path)
+
+
+def saved_config(name_or_path: str) -> dict:
+    """A saved model's constructor arguments, read without loading it (nor starting TensorFlow,
+    which multi-worker training must configure first)."""
+    path = resolve(name_or_path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read("config.json"))["config"]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise InputError(f"cannot read the model's config ({one_line(error)})", path) from None
 
 
 def load_model(name_or_path: str = DEFAULT_BASECALLER):

@@ -33,6 +33,11 @@ DEFAULT_METADATA = {
 }
 
 
+def output_frames(samples: int, strides, upsample: int = 1) -> int:
+    """Frames a basecaller with these ``strides`` and ``upsample`` outputs for ``samples``."""
+    return upsample * -(-samples // math.prod(strides))
+
+
 @keras.saving.register_keras_serializable(package="nanoseq")
 class Basecaller(keras.Model):
     """CNN front end (total stride = product of ``strides``), RNN stack, float32 dense head.
@@ -97,7 +102,7 @@ class Basecaller(keras.Model):
 
     def frames(self, samples: int) -> int:
         """Output frames for an input of ``samples``."""
-        return self.upsample * -(-samples // self.input_stride)
+        return output_frames(samples, self.strides, self.upsample)
 
     def upsampled(self, upsample: int) -> Basecaller:
         """This model with a head emitting ``upsample`` frames per recurrent step, each frame a

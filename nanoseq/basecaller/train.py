@@ -15,9 +15,9 @@ import keras
 import numpy as np
 
 from nanoseq.basecaller.decode import greedy
-from nanoseq.basecaller.model import ALPHABET, Basecaller, ctc_loss
+from nanoseq.basecaller.model import ALPHABET, STRIDES, Basecaller, ctc_loss, output_frames
 from nanoseq.errors import InputError
-from nanoseq.models import load_model
+from nanoseq.models import load_model, saved_config
 from nanoseq.training import adam_cosine, fit, seed_everything
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,10 @@ def train_basecaller(
         model = load_model(init)
         return model.upsampled(upsample) if upsample and upsample != model.upsample else model
 
-    ok = feasible(references, train["reference_lengths"], build().frames(chunks.shape[1]))
+    config = saved_config(init) if init else {"strides": STRIDES, **model_options}
+    up = upsample or config.get("upsample", 1)
+    frames = output_frames(chunks.shape[1], config["strides"], up)
+    ok = feasible(references, train["reference_lengths"], frames)
     if not ok.all():
         log.info("dropping %d training chunks with more bases than CTC frames", (~ok).sum())
     valid = (validation["chunks"][..., None].astype(np.float32), validation["references"])

@@ -13,7 +13,9 @@ from nanoseq.signal.labels import make_chunks
 from nanoseq.signal.readers import read_signal
 from nanoseq.signal.simulate import labelled, load_pore_model, simulate_reads, write_reads
 
-TINY = dict(filters=(4, 16, 48), kernels=(5, 5, 19), strides=(1, 1, 6), units=48, layers=1)
+TINY = dict(
+    filters=(4, 16, 48), kernels=(5, 5, 19), strides=(1, 1, 6), units=48, layers=1, upsample=2
+)
 
 
 @pytest.fixture(scope="module")
