@@ -97,10 +97,10 @@ def main() -> None:
     # baseline in the same run: the model alone on the same windows
     meta = model.metadata
     windows = []
+    size, overlap, stride = meta["chunk_size"], meta["overlap"], model.input_stride
     for read in reads:
-        size, overlap = meta["chunk_size"], meta["overlap"]
-        item = prepare_read(read, meta["normalisation"], size, overlap, model.input_stride)
-        windows.extend(item[1])
+        _, read_windows = prepare_read(read, meta["normalisation"], size, overlap, stride)
+        windows.extend(read_windows)
     runner = Runner(model, args.batch_size, meta["chunk_size"])
     start = time.perf_counter()
     for i in range(0, len(windows), args.batch_size):

@@ -100,10 +100,6 @@ class Basecaller(keras.Model):
     def from_config(cls, config):
         return cls(**config)
 
-    def frames(self, samples: int) -> int:
-        """Output frames for an input of ``samples``."""
-        return output_frames(samples, self.strides, self.upsample)
-
     def upsampled(self, upsample: int) -> Basecaller:
         """This model with a head emitting ``upsample`` frames per recurrent step, each frame a
         copy of this head's (so it calls the same bases until trained further)."""
@@ -113,15 +109,12 @@ class Basecaller(keras.Model):
         config = {**self.get_config(), "upsample": upsample}
         config.pop("name")
         wider = Basecaller(**config)
+        classes = len(ALPHABET)  # new head column -> the old column it copies
+        source = (np.arange(upsample) // ratio)[:, None] * classes + np.arange(classes)
         for layer in self.layers:
             weights = layer.get_weights()
-            if layer.name == "logits":  # each old frame's columns repeated, in frame order
-                weights = [
-                    np.repeat(w.reshape(*w.shape[:-1], self.upsample, -1), ratio, axis=-2).reshape(
-                        *w.shape[:-1], -1
-                    )
-                    for w in weights
-                ]
+            if layer.name == "logits":
+                weights = [w[..., source.ravel()] for w in weights]
             if weights:
                 wider.get_layer(layer.name).set_weights(weights)
         return wider

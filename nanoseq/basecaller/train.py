@@ -16,8 +16,8 @@ import numpy as np
 
 from nanoseq.basecaller.decode import greedy
 from nanoseq.basecaller.model import ALPHABET, STRIDES, Basecaller, ctc_loss, output_frames
-from nanoseq.errors import InputError
 from nanoseq.models import load_model, saved_config
+from nanoseq.signal.labels import join_chunks
 from nanoseq.training import adam_cosine, fit, seed_everything
 
 log = logging.getLogger(__name__)
@@ -100,25 +100,30 @@ def train_basecaller(
     train = join_chunks(sets)
     chunks = train["chunks"][..., None].astype(np.float32)
     references = train["references"].astype(np.int32)
+    # read from the saved config, not the model: loading one starts TensorFlow, which
+    # multi-worker training must configure first
+    config = saved_config(init) if init else {"strides": STRIDES, **model_options}
+    upsample = upsample or config.get("upsample", 1)
 
     def build():
         if not init:
-            return Basecaller(upsample=upsample or 1, **model_options)
+            return Basecaller(upsample=upsample, **model_options)
         model = load_model(init)
-        return model.upsampled(upsample) if upsample and upsample != model.upsample else model
+        return model if model.upsample == upsample else model.upsampled(upsample)
 
-    config = saved_config(init) if init else {"strides": STRIDES, **model_options}
-    up = upsample or config.get("upsample", 1)
-    frames = output_frames(chunks.shape[1], config["strides"], up)
+    frames = output_frames(chunks.shape[1], config["strides"], upsample)
     ok = feasible(references, train["reference_lengths"], frames)
     if not ok.all():
         log.info("dropping %d training chunks with more bases than CTC frames", (~ok).sum())
-    valid = (validation["chunks"][..., None].astype(np.float32), validation["references"])
+    valid = (
+        validation["chunks"][..., None].astype(np.float32),
+        validation["references"].astype(np.int32),
+    )
     return fit(
         build=build,
         loss=ctc_loss,
         train=(chunks[ok], references[ok]),
-        validation=(valid[0], valid[1].astype(np.int32)),
+        validation=valid,
         output=output,
         epochs=epochs,
         batch_size=batch_size,
@@ -131,18 +136,3 @@ def train_basecaller(
         monitor="val_accuracy",
         monitor_mode="max",
     )
-
-
-def join_chunks(sets: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Chunk sets of one chunk size as one set (references padded to the widest)."""
-    sizes = {s["chunks"].shape[1] for s in sets}
-    if len(sizes) > 1:
-        raise InputError(f"training sets differ in chunk size ({sorted(sizes)})")
-    width = max(s["references"].shape[1] for s in sets)
-    return {
-        "chunks": np.concatenate([s["chunks"] for s in sets]),
-        "references": np.concatenate(
-            [np.pad(s["references"], ((0, 0), (0, width - s["references"].shape[1]))) for s in sets]
-        ),
-        "reference_lengths": np.concatenate([s["reference_lengths"] for s in sets]),
-    }

@@ -203,3 +203,18 @@ def load_chunks(folder: str | Path) -> dict[str, np.ndarray]:
     if not len(arrays["chunks"]) == len(arrays["references"]) == len(arrays["reference_lengths"]):
         raise InputError("chunks, references and reference_lengths differ in length", folder)
     return arrays
+
+
+def join_chunks(sets: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Chunk sets of one chunk size as one set (references padded to the widest)."""
+    sizes = {s["chunks"].shape[1] for s in sets}
+    if len(sizes) > 1:
+        raise InputError(f"chunk sets differ in chunk size ({sorted(sizes)})")
+    width = max(s["references"].shape[1] for s in sets)
+    return {
+        "chunks": np.concatenate([s["chunks"] for s in sets]),
+        "references": np.concatenate(
+            [np.pad(s["references"], ((0, 0), (0, width - s["references"].shape[1]))) for s in sets]
+        ),
+        "reference_lengths": np.concatenate([s["reference_lengths"] for s in sets]),
+    }

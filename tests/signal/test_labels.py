@@ -7,6 +7,7 @@ from nanoseq.errors import InputError
 from nanoseq.io import read_fasta
 from nanoseq.signal.labels import (
     Region,
+    join_chunks,
     load_chunks,
     make_chunks,
     move_table_reads,
@@ -89,3 +90,20 @@ def test_bad_region_and_empty_result(sample_dir):
             tombo_reads([sample_dir / "labelled/tombo_lambda.fast5"]),
             region=Region(keep=(0, 1000)),
         )
+
+
+def test_join_chunks_pads_references_and_refuses_other_sizes():
+    def chunk_set(n, size, width):
+        references = np.arange(1, n * width + 1, dtype=np.uint8).reshape(n, width) % 4 + 1
+        return {
+            "chunks": np.ones((n, size), np.float32),
+            "references": references,
+            "reference_lengths": np.full(n, width),
+        }
+
+    joined = join_chunks([chunk_set(2, 100, 3), chunk_set(1, 100, 5)])
+    assert joined["chunks"].shape == (3, 100) and joined["references"].shape == (3, 5)
+    assert joined["references"][:2, 3:].sum() == 0  # padding
+    assert joined["reference_lengths"].tolist() == [3, 3, 5]
+    with pytest.raises(InputError, match="chunk size"):
+        join_chunks([chunk_set(1, 100, 3), chunk_set(1, 120, 3)])
