@@ -69,8 +69,8 @@ def free_ports(count):
     return ports
 
 
-def run(script, *args, workers=1):
-    """``script`` in ``workers`` processes (a local TF_CONFIG cluster when more than one)."""
+def start(script, *args, workers=1):
+    """``script`` started in ``workers`` processes (a local TF_CONFIG cluster if more than one)."""
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(workers)]}
     processes = []
     for index in range(workers):
@@ -87,6 +87,11 @@ def run(script, *args, workers=1):
                 text=True,
             )
         )
+    return processes
+
+
+def finish(*processes):
+    """Waits for every process; each must succeed."""
     for process in processes:
         output, _ = process.communicate(timeout=300)
         assert process.returncode == 0, output[-3000:]
@@ -113,7 +118,7 @@ def same_run(a, b):
     ids=["seq2seq", "basecaller"],
 )
 def test_two_workers_end_with_the_same_weights_and_a_lower_loss(tmp_path, sample_dir, script, data):
-    run(script, sample_dir / data, tmp_path / "run", workers=2)
+    finish(*start(script, sample_dir / data, tmp_path / "run", workers=2))
     same_run(tmp_path / "run", tmp_path / "run" / "worker-1")
     trained = losses(tmp_path / "run")
     assert len(trained) == 3 and trained[-1] < trained[0]
@@ -125,9 +130,11 @@ def test_language_model_trains_alike_on_one_device_two_replicas_and_two_workers(
     gradients add up to the whole batch's: the weights match a one-device run."""
     text = tmp_path / "text.txt"
     text.write_text(TEXT * 30)
-    run(LANGUAGE_MODEL, "default", text, tmp_path / "one")
-    run(LANGUAGE_MODEL, "mirrored", text, tmp_path / "mirrored")
-    run(LANGUAGE_MODEL, "multiworker", text, tmp_path / "workers", workers=2)
+    finish(  # independent runs, started together
+        *start(LANGUAGE_MODEL, "default", text, tmp_path / "one"),
+        *start(LANGUAGE_MODEL, "mirrored", text, tmp_path / "mirrored"),
+        *start(LANGUAGE_MODEL, "multiworker", text, tmp_path / "workers", workers=2),
+    )
     same_run(tmp_path / "workers", tmp_path / "workers" / "worker-1")
     reference = load_model(tmp_path / "one" / "model.keras").get_weights()
     for folder in ("mirrored", "workers"):

@@ -70,8 +70,12 @@ class Basecaller(keras.Model):
             x = keras.layers.Conv1D(f, k, strides=s, padding="same", name=f"conv{i}")(x)
             x = keras.layers.Activation("swish", name=f"swish{i}")(x)
         cell = keras.layers.LSTM if rnn == "lstm" else keras.layers.GRU
-        for i in range(layers):
-            x = keras.layers.Bidirectional(cell(units, return_sequences=True), name=f"{rnn}{i}")(x)
+        # All cells stay alive until the model is built: Bidirectional copies its cell through
+        # Keras serialization, which while loading a model treats a reused id() (a freed cell's
+        # address given to the next) as one shared object and made both directions one layer.
+        cells = [cell(units, return_sequences=True) for _ in range(layers)]
+        for i, rnn_cell in enumerate(cells):
+            x = keras.layers.Bidirectional(rnn_cell, name=f"{rnn}{i}")(x)
         logits = keras.layers.Dense(upsample * len(ALPHABET), dtype="float32", name="logits")(x)
         if upsample > 1:
             logits = keras.layers.Reshape((-1, len(ALPHABET)), name="upsample")(logits)

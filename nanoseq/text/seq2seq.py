@@ -95,12 +95,14 @@ class Seq2Seq(keras.Model):
         rnn = CELLS[cell]
         self.source_embedding = keras.layers.Embedding(source_vocab_size, embedding_dim)
         self.target_embedding = keras.layers.Embedding(target_vocab_size, embedding_dim)
-        self.encoders = []
-        for i in range(layers):
-            layer = rnn(units, return_sequences=True, return_state=True, name=f"encoder{i}")
-            if bidirectional:
-                layer = keras.layers.Bidirectional(layer, name=f"encoder{i}")
-            self.encoders.append(layer)
+        # Kept as a list so no cell is freed before its Bidirectional copy is made (see Basecaller).
+        cells = [
+            rnn(units, return_sequences=True, return_state=True, name=f"encoder{i}")
+            for i in range(layers)
+        ]
+        self.encoders = [
+            keras.layers.Bidirectional(c, name=c.name) if bidirectional else c for c in cells
+        ]
         self.bridges = [
             keras.layers.Dense(units, activation="tanh", name=f"bridge{i}")
             for i in range(layers * self.states_per_layer)

@@ -18,6 +18,20 @@ def run(*args):
     )
 
 
+def one_line_error(*args, real=False):
+    """The CLI on bad input, in this process or (``real``) as a user's subprocess, with TensorFlow's
+    own start-up noise: checks exit status 1, nothing on stdout, and returns the one stderr line."""
+    if real:
+        result = run(*args)
+        status = result.returncode
+    else:
+        result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+        status = result.exit_code
+    lines = result.stderr.strip().splitlines()
+    assert status == 1 and len(lines) == 1 and result.stdout == "", result.stderr
+    return lines[0]
+
+
 def table(text):
     return list(csv.DictReader(io.StringIO(text), delimiter="\t"))
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from nanoseq.cli import main
 
-from .test_inspect import run
+from .test_inspect import one_line_error
 
 SONNET = """From fairest creatures we desire increase,
 That thereby beauty's rose might never die,
@@ -109,20 +109,12 @@ def test_generate_is_seeded(trained):
 
 
 def test_bad_input_is_one_line(tmp_path):
-    result = run("lm", "evaluate", "-m", tmp_path / "none.keras", "--text", tmp_path / "x.txt")
-    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    line = one_line_error("lm", "evaluate", "-m", tmp_path / "none.keras", "--text", tmp_path / "x")
+    assert "none.keras" in line
     (tmp_path / "empty.txt").write_text("")
-    result = run(
-        "lm",
-        "train",
-        tmp_path / "empty.txt",
-        "--valid",
-        tmp_path / "empty.txt",
-        "-o",
-        tmp_path / "run",
-    )
-    assert result.returncode == 1 and "empty text" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    empty = tmp_path / "empty.txt"
+    line = one_line_error("lm", "train", empty, "--valid", empty, "-o", tmp_path / "run", real=True)
+    assert "empty text" in line
 
 
 def test_bundled_model_generates_out_of_the_box():
