@@ -20,6 +20,8 @@ import math
 import keras
 import numpy as np
 
+from nanoseq.signal.chunks import n_frames
+
 ALPHABET = "NACGT"
 STRIDES = (1, 1, 6)
 
@@ -35,7 +37,7 @@ DEFAULT_METADATA = {
 
 def output_frames(samples: int, strides, upsample: int = 1) -> int:
     """Frames a basecaller with these ``strides`` and ``upsample`` outputs for ``samples``."""
-    return upsample * -(-samples // math.prod(strides))
+    return upsample * n_frames(samples, math.prod(strides))
 
 
 @keras.saving.register_keras_serializable(package="nanoseq")

@@ -29,6 +29,12 @@ def feasible(references: np.ndarray, lengths: np.ndarray, frames: int) -> np.nda
     return (lengths > 0) & (lengths + repeats <= frames)
 
 
+def model_arrays(chunk_set: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """A chunk set as the model's input ``(n, samples, 1)`` float32 and int32 CTC labels."""
+    signal = chunk_set["chunks"][..., None].astype(np.float32)
+    return signal, chunk_set["references"].astype(np.int32)
+
+
 def accuracy(reference: str, call: str) -> float:
     """Chunk accuracy as bonito reports it: 1 - edit distance / reference length (floored at 0)."""
     if not reference:
@@ -98,8 +104,7 @@ def train_basecaller(
         validation = {name: array[split:] for name, array in first.items()}
         sets = [{name: array[:split] for name, array in first.items()}, *sets[1:]]
     train = join_chunks(sets)
-    chunks = train["chunks"][..., None].astype(np.float32)
-    references = train["references"].astype(np.int32)
+    chunks, references = model_arrays(train)
     # read from the saved config, not the model: loading one starts TensorFlow, which
     # multi-worker training must configure first
     config = saved_config(init) if init else {"strides": STRIDES, **model_options}
@@ -115,10 +120,7 @@ def train_basecaller(
     ok = feasible(references, train["reference_lengths"], frames)
     if not ok.all():
         log.info("dropping %d training chunks with more bases than CTC frames", (~ok).sum())
-    valid = (
-        validation["chunks"][..., None].astype(np.float32),
-        validation["references"].astype(np.int32),
-    )
+    valid = model_arrays(validation)
     return fit(
         build=build,
         loss=ctc_loss,

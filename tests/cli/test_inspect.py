@@ -11,18 +11,13 @@ from click.testing import CliRunner
 from nanoseq.cli import main
 
 
-def run(*args):
-    """The real console script path: a subprocess, as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "nanoseq", *map(str, args)], capture_output=True, text=True
-    )
-
-
 def one_line_error(*args, real=False):
-    """The CLI on bad input, in this process or (``real``) as a user's subprocess, with TensorFlow's
-    own start-up noise: checks exit status 1, nothing on stdout, and returns the one stderr line."""
+    """The CLI on bad input, in this process or (``real``) as a user runs it: a subprocess, with
+    TensorFlow's own start-up noise. Checks exit status 1 and an empty stdout; returns the one
+    stderr line."""
     if real:
-        result = run(*args)
+        command = [sys.executable, "-m", "nanoseq", *map(str, args)]
+        result = subprocess.run(command, capture_output=True, text=True)
         status = result.returncode
     else:
         result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
@@ -90,13 +85,8 @@ def test_inspect_summary_to_file(sample_dir, tmp_path):
 )
 def test_bad_input_is_one_line(tmp_path, make, message):
     path = make(tmp_path)
-    result = run("inspect", path)
-    assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert message in lines[0] and str(path) in lines[0]
-    assert "Traceback" not in result.stderr
-    assert result.stdout == ""
+    line = one_line_error("inspect", path, real=True)
+    assert message in line and str(path) in line
 
 
 @pytest.mark.parametrize(
@@ -114,10 +104,7 @@ def test_truncated_file_is_one_line(sample_dir, tmp_path, name, cut):
     data = (sample_dir / name).read_bytes()
     path = tmp_path / ("cut" + (sample_dir / name).suffix)
     path.write_bytes(data[: len(data) // cut])
-    result = run("inspect", "-o", tmp_path / "out.tsv", path)
-    assert result.returncode == 1
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert str(path) in result.stderr
+    assert str(path) in one_line_error("inspect", "-o", tmp_path / "out.tsv", path)
     assert not (tmp_path / "out.tsv").exists()  # no half-written output
 
 
