@@ -12,6 +12,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from nanoseq.dropout import Dropout
 from nanoseq.probability import log_softmax
 
 CELLS = {"rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU, "lstm": keras.layers.LSTM}
@@ -53,7 +54,7 @@ class LanguageModel(keras.Model):
             keras.layers.LayerNormalization(name=f"norm{i}")
             for i in range(layers if layer_norm else 0)
         ]
-        self.drop = keras.layers.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.head = None if tie_weights else keras.layers.Dense(vocab_size, name="logits")
         self.bias = None
 

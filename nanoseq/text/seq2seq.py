@@ -19,6 +19,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from nanoseq.dropout import Dropout
 from nanoseq.text.vocab import PAD_ID
 
 CELLS = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM}
@@ -116,7 +117,7 @@ class Seq2Seq(keras.Model):
             self.project_keys = keras.layers.Dense(units, use_bias=bias, name="keys")
             self.attend = Attention(units, attention, name="attention")
             self.combine = keras.layers.Dense(units, activation="tanh", use_bias=False)
-        self.drop = keras.layers.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.head = keras.layers.Dense(target_vocab_size, name="logits")
 
     @property
