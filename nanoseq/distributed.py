@@ -94,7 +94,7 @@ def custom_fit(
     folder.mkdir(parents=True, exist_ok=True)
     with strategy.scope():
         net = build()
-        net.compile(optimizer=optimizer(epochs * steps), loss=loss)
+        net.compile(optimizer=optimizer(), loss=loss)
         net.optimizer.build(net.trainable_variables)
     distributed = sharded(strategy, data)
 
@@ -123,6 +123,8 @@ def custom_fit(
             callback.on_epoch_begin(epoch)
         batches, total = iter(distributed), 0.0
         for step in range(steps):
+            for callback in callbacks:
+                callback.on_train_batch_begin(step)
             total += float(train_step(next(batches)))
             for callback in callbacks:
                 callback.on_train_batch_end(step, {"loss": total / (step + 1)})

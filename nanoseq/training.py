@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -58,50 +59,81 @@ def replica_rows(batch_size: int) -> int:
     return batch_size // replicas
 
 
-def schedule(learning_rate: float, total_steps: int, warmup: int | None = None):
-    """Linear warm-up then cosine decay to 1 % of the peak."""
-    warmup = warmup if warmup is not None else min(500, max(1, total_steps // 10))
-    return keras.optimizers.schedules.CosineDecay(
-        0.0,
-        decay_steps=max(1, total_steps - warmup),
-        alpha=0.01,
-        warmup_target=learning_rate,
-        warmup_steps=warmup,
-    )
+class Clock(keras.callbacks.Callback):
+    """Training wall time, counted on across resumed runs (``spent``: the seconds of the earlier
+    ones) and logged as ``seconds`` each epoch. With ``minutes``, a time budget for the whole
+    run: training stops once it is used (checked after every batch)."""
 
-
-class TimeLimit(keras.callbacks.Callback):
-    """Stops training once ``minutes`` of wall time have passed (checked after every batch)."""
-
-    def __init__(self, minutes: float):
+    def __init__(self, minutes: float | None = None, spent: float = 0.0):
         super().__init__()
-        self.seconds = minutes * 60
+        self.budget = minutes * 60 if minutes else None
+        self.spent, self.start = spent, time.monotonic()
 
     def on_train_begin(self, logs=None):
         self.start = time.monotonic()
 
+    def seconds(self) -> float:
+        return self.spent + time.monotonic() - self.start
+
+    def share(self) -> float:
+        """The share of the time budget used (0 without one)."""
+        return min(1.0, self.seconds() / self.budget) if self.budget else 0.0
+
     def on_train_batch_end(self, batch, logs=None):
-        if time.monotonic() - self.start > self.seconds:
-            log.info("time limit of %.1f minutes reached; stopping", self.seconds / 60)
+        if self.budget and self.seconds() > self.budget:
+            log.info("time limit of %.1f minutes reached; stopping", self.budget / 60)
             self.model.stop_training = True
 
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["seconds"] = round(self.seconds(), 1)
 
-def epochs_done(output: Path) -> int:
-    """Rows in the CSV log of an earlier run (0 if none)."""
+
+class WarmupCosine(keras.callbacks.Callback):
+    """Sets the learning rate before every batch: a linear warm-up to ``peak`` (over the first
+    10 % of the run, or ``warmup`` steps if fewer), then cosine decay to 1 % of it. The run's
+    progress is the share of ``total_steps`` taken or, where it is further on, the share of
+    ``clock``'s time budget used, so a run that its time limit stops ends at low rates too."""
+
+    def __init__(self, peak: float, total_steps: int, warmup: int = 500, clock: Clock = None):
+        super().__init__()
+        self.peak, self.total, self.warmup, self.clock = peak, max(1, total_steps), warmup, clock
+        self.step = 0
+
+    def rate(self, step: int, time_share: float = 0.0) -> float:
+        progress = min(1.0, max(step / self.total, time_share))
+        warm = min(1.0, max((step + 1) / self.warmup, progress / 0.1))
+        return self.peak * warm * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    def on_train_begin(self, logs=None):
+        self.step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        share = self.clock.share() if self.clock else 0.0
+        self.model.optimizer.learning_rate = self.rate(self.step, share)
+        self.step += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(
+                keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+            )
+
+
+def earlier_run(output: Path) -> tuple[int, float]:
+    """Epochs and training seconds that ``training.csv`` logs of earlier runs (0, 0 if none)."""
     path = output / LOG
     if not path.is_file():
-        return 0
+        return 0, 0.0
     with open(path) as handle:
-        return sum(1 for _ in csv.DictReader(handle))
+        rows = list(csv.DictReader(handle))
+    return len(rows), float(rows[-1].get("seconds") or 0) if rows else 0.0
 
 
-def adam_cosine(learning_rate: float, clipnorm: float):
-    """The default optimizer factory: Adam, global-norm clipping, warm-up + cosine decay."""
-
-    def make(total_steps: int):
-        return keras.optimizers.Adam(schedule(learning_rate, total_steps), global_clipnorm=clipnorm)
-
-    return make
+def adam(clipnorm: float):
+    """The default optimizer factory: Adam with global-norm clipping (its learning rate set
+    each batch by :class:`WarmupCosine`)."""
+    return lambda: keras.optimizers.Adam(global_clipnorm=clipnorm)
 
 
 class Progress(keras.callbacks.Callback):
@@ -168,7 +200,8 @@ def fit(
     output: str | Path,
     epochs: int,
     batch_size: int,
-    optimizer: Callable[[int], keras.optimizers.Optimizer],
+    optimizer: Callable[[], keras.optimizers.Optimizer],
+    peak_learning_rate: float | None = None,
     validation: tuple | keras.utils.PyDataset | None = None,
     resume: bool = False,
     max_minutes: float | None = None,
@@ -183,7 +216,10 @@ def fit(
 ):
     """Compile (or resume) and train on ``train``: arrays ``(x, y)`` cut into ``batch_size``
     batches, or a ``PyDataset`` of ready batches. ``export(model)`` at its best ``monitor`` is
-    saved as ``model.keras``; ``optimizer(total_steps)`` makes the optimizer.
+    saved as ``model.keras``; ``optimizer()`` makes the optimizer. With ``peak_learning_rate``,
+    :class:`WarmupCosine` schedules its learning rate over the ``epochs`` or, if they end first,
+    the ``max_minutes`` (a budget for the whole run, resumed parts included); without, the
+    optimizer keeps its own.
     ``jit_compile=True`` asks for XLA even on CPU, where Keras leaves it off by default.
     ``strategy`` is ``default``, ``mirrored`` or ``multiworker``; the last trains in the custom
     loop of :mod:`nanoseq.distributed`, which logs the training loss and the callbacks' figures
@@ -202,7 +238,7 @@ def fit(
         from nanoseq import distributed
 
         cluster = distributed.multiworker()  # before anything starts TensorFlow's runtime
-    initial_epoch = 0
+    initial_epoch, spent = 0, 0.0
     if isinstance(train, keras.utils.PyDataset):  # batches made by the dataset
         (x, y), batch_size, steps = (free_shapes(train), None), None, len(train)
         shuffle = False  # the dataset shuffles itself
@@ -223,6 +259,8 @@ def fit(
         if y is not None:
             x = distributed.array_batches(x, y, batch_size, shuffle)
         watch = [*(callbacks or []), Progress()]
+        if peak_learning_rate:
+            watch.insert(-1, WarmupCosine(peak_learning_rate, epochs * steps))
         return distributed.custom_fit(
             cluster, build, loss, x, steps, output, epochs, optimizer, watch, writers
         )
@@ -230,19 +268,21 @@ def fit(
     with scope.scope() if scope else contextlib.nullcontext():
         if resume and (output / CHECKPOINT).is_file():
             net = keras.saving.load_model(output / CHECKPOINT)
-            initial_epoch = epochs_done(output)
+            initial_epoch, spent = earlier_run(output)
             log.info("resuming from %s at epoch %d", output / CHECKPOINT, initial_epoch + 1)
         else:
             net = build()
             net.compile(
-                optimizer=optimizer(epochs * max(1, steps)),
+                optimizer=optimizer(),
                 loss=loss,
                 # XLA cannot reach variables mirrored on other devices: Keras decides there
                 jit_compile=jit_compile if scope is None else "auto",
             )
-    watch = [*(callbacks or []), *writers(output, append=initial_epoch > 0), Progress()]
-    if max_minutes:
-        watch.append(TimeLimit(max_minutes))
+    clock = Clock(max_minutes, spent)  # after the validation callbacks: their time counts
+    watch = [*(callbacks or []), clock]
+    if peak_learning_rate:
+        watch.append(WarmupCosine(peak_learning_rate, epochs * steps, clock=clock))
+    watch += [*writers(output, append=initial_epoch > 0), Progress()]
     history = net.fit(
         x,
         y,

@@ -18,7 +18,7 @@ from nanoseq.basecaller.decode import greedy
 from nanoseq.basecaller.model import ALPHABET, STRIDES, Basecaller, ctc_loss, output_frames
 from nanoseq.models import load_model, saved_config
 from nanoseq.signal.labels import join_chunks
-from nanoseq.training import adam_cosine, fit, seed_everything
+from nanoseq.training import adam, fit, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,8 @@ def train_basecaller(
         output=output,
         epochs=epochs,
         batch_size=batch_size,
-        optimizer=adam_cosine(learning_rate, clipnorm),
+        optimizer=adam(clipnorm),
+        peak_learning_rate=learning_rate,
         resume=resume,
         max_minutes=max_minutes,
         strategy=strategy,

@@ -46,9 +46,10 @@ def lm():
 @click.option("--clip", "clipnorm", default=5.0, show_default=True, help="Global norm clip.")
 @click.option("--decay", default=0.5, show_default=True, help="Factor for --decay-from.")
 @click.option("--decay-from", type=int, help="Multiply the lr by --decay every epoch from this.")
-@click.option("--max-minutes", type=float, help="Stop after this much wall time.")
+@shared.max_minutes
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT/checkpoint.keras.")
 @shared.strategy
+@shared.xla
 @click.option("--seed", default=1, show_default=True)
 def train(train_files, valid_files, output, **options):
     """Train a language model on TRAIN_FILES (plain or gzipped text)."""

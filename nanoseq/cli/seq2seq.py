@@ -100,9 +100,10 @@ def seq2seq():
 @click.option("--lr", "learning_rate", default=2e-3, show_default=True)
 @click.option("--clip", "clipnorm", default=1.0, show_default=True, help="Global norm clip.")
 @click.option("--patience", type=int, help="Stop after this many epochs without a better BLEU.")
-@click.option("--max-minutes", type=float, help="Stop after this much wall time.")
+@options.max_minutes
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT/checkpoint.keras.")
 @options.strategy
+@options.xla
 @click.option("--seed", default=1, show_default=True)
 def train(source, target, pairs, valid_source, valid_target, valid_pairs, output, **options):
     """Train on sentence pairs; validation BLEU picks OUTPUT/model.keras."""

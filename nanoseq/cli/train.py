@@ -45,7 +45,7 @@ def train():
     help="Output frames per RNN step (output stride = convolution stride / this) "
     "[default: 1, or --init's].",
 )
-@click.option("--max-minutes", type=float, help="Stop after this much wall time.")
+@options.max_minutes
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT/checkpoint.keras.")
 @options.strategy
 @click.option("--mixed-precision", is_flag=True, help="float16 compute on GPU.")

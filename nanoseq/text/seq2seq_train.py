@@ -15,7 +15,7 @@ from nanoseq.text.data import encode_pairs, length_buckets, pad, preprocess
 from nanoseq.text.seq2seq import MaskedCrossEntropy, Seq2Seq
 from nanoseq.text.translate import Translator
 from nanoseq.text.vocab import BOS_ID, EOS_ID, Vocabulary
-from nanoseq.training import adam_cosine, fit, seed_everything
+from nanoseq.training import adam, fit, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,8 @@ def train_seq2seq(
         output=output,
         epochs=epochs,
         batch_size=batch_size,
-        optimizer=adam_cosine(learning_rate, clipnorm),
+        optimizer=adam(clipnorm),
+        peak_learning_rate=learning_rate,
         validation=valid,
         resume=resume,
         max_minutes=max_minutes,

@@ -1,0 +1,69 @@
+"""The shared training loop: the learning-rate schedule, the time budget, resume."""
+
+import csv
+
+import keras
+import numpy as np
+import pytest
+
+from nanoseq.training import WarmupCosine, adam, fit
+
+
+def test_schedule_warms_up_then_decays_to_one_percent():
+    schedule = WarmupCosine(peak=1.0, total_steps=1000, warmup=50)
+    rates = [schedule.rate(step) for step in range(1001)]
+    assert rates[0] == pytest.approx(1 / 50, rel=0.02)
+    assert np.all(np.diff(rates[:50]) > 0)  # linear warm-up over 50 steps
+    assert max(rates) == pytest.approx(1.0, abs=0.01)
+    assert np.all(np.diff(rates[60:]) < 0)  # then only down
+    assert rates[500] == pytest.approx(0.01 + 0.99 * 0.5, rel=1e-6)
+    assert rates[1000] == pytest.approx(0.01)
+
+
+def test_schedule_follows_the_time_budget_when_it_runs_ahead_of_the_steps():
+    schedule = WarmupCosine(peak=1.0, total_steps=10_000)
+    assert schedule.rate(100, time_share=0.5) == pytest.approx(schedule.rate(5_000))
+    assert schedule.rate(100, time_share=1.0) == pytest.approx(0.01)
+    assert schedule.rate(9_000, time_share=0.5) == schedule.rate(9_000)  # steps further on
+    # a short run's warm-up is its first 10 %, whichever of steps or time says so
+    assert schedule.rate(5, time_share=0.1) == pytest.approx(schedule.rate(1_000))
+
+
+def tiny_regression():
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+
+
+def rows(folder):
+    with open(folder / "training.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_run_stopped_by_its_time_budget_ends_at_low_learning_rates(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4096, 4)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    options = dict(
+        build=tiny_regression,
+        loss="mse",
+        train=(x, y),
+        output=tmp_path,
+        epochs=100_000,  # the budget, not the epochs, ends this run
+        batch_size=8,
+        optimizer=adam(1.0),
+        peak_learning_rate=0.01,
+        max_minutes=0.05,
+    )
+    fit(**options)
+    first = rows(tmp_path)
+    assert 1 < len(first) < 100_000
+    seconds = [float(r["seconds"]) for r in first]
+    assert seconds == sorted(seconds) and seconds[-1] >= 3.0
+    rates = [float(r["learning_rate"]) for r in first]
+    assert rates[-1] < 0.05 * max(rates)  # annealed within the budget
+
+    # a resumed run counts the time already spent against the same budget: it ends at once
+    fit(**options, resume=True)
+    second = rows(tmp_path)
+    assert len(second) == len(first) + 1
+    assert float(second[-1]["seconds"]) >= seconds[-1]
+    assert float(second[-1]["learning_rate"]) == pytest.approx(0.01 * 0.01, rel=0.01)
