@@ -1,5 +1,5 @@
-"""``nanoseq simulate``: reads from a k-mer pore model, as pod5 or blow5 plus truth FASTA, or
-straight into training chunks."""
+"""``nanoseq simulate``: reads from a k-mer pore model or pieced together from real events, as pod5
+or blow5 plus truth FASTA, or straight into training chunks."""
 
 from __future__ import annotations
 
@@ -30,6 +30,19 @@ import click
 @click.option("-n", "--reads", "count", default=100, show_default=True)
 @click.option("--length", default=2000, show_default=True, help="Mean fragment length (bases).")
 @click.option("--pore-model", type=click.Path(), help="k-mer model table (default: bundled R9.4).")
+@click.option(
+    "--events",
+    "event_paths",
+    multiple=True,
+    type=click.Path(),
+    help="Tombo-resquiggled fast5 (files or folders): piece the signal together from their "
+    "real events instead of the pore model.",
+)
+@click.option(
+    "--events-region",
+    help="Only events whose k-mer lies in these reference positions START-END "
+    "(keep held-out signal out).",
+)
 @click.option("--region", help="Only sample reference positions START-END.")
 @click.option("--seed", default=1, show_default=True)
 def simulate(
@@ -42,6 +55,8 @@ def simulate(
     count,
     length,
     pore_model,
+    event_paths,
+    events_region,
     region,
     seed,
 ):
@@ -51,13 +66,20 @@ def simulate(
     from nanoseq.errors import InputError
     from nanoseq.io import read_fasta
     from nanoseq.signal import simulate as sim
-    from nanoseq.signal.labels import make_chunks, parse_region, save_chunks
+    from nanoseq.signal.labels import Region, make_chunks, parse_region, save_chunks, tombo_reads
 
     if (reference is None) == (random_genome is None):
         raise InputError("give one of --reference FASTA and --random-genome BASES")
     genome = read_fasta(reference) if reference else sim.random_genome(random_genome, seed)
-    pore = sim.load_pore_model(pore_model or sim.DEFAULT_PORE_MODEL)
-    reads = sim.simulate_reads(genome, pore, count, length, seed, parse_region(region))
+    if event_paths:
+        keep = Region(keep=parse_region(events_region))
+        try:
+            source = sim.EventLibrary.from_reads(tombo_reads(event_paths), keep)
+        except InputError as error:  # name what was given
+            raise InputError(error.problem, error.path or " ".join(event_paths)) from None
+    else:
+        source = sim.load_pore_model(pore_model or sim.DEFAULT_PORE_MODEL)
+    reads = sim.simulate_reads(genome, source, count, length, seed, parse_region(region))
     if chunks:
         arrays = make_chunks((sim.labelled(read) for read in reads), chunk_size)
         save_chunks(arrays, output)

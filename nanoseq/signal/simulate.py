@@ -1,9 +1,16 @@
-"""Simulated nanopore reads from a k-mer pore model and a reference.
+"""Simulated nanopore reads with known truth, from a reference or a random genome.
 
-Per k-mer a dwell of ``2 + round(Gamma(0.95, 8.5))`` samples (4 kHz): mean 10, sd 8.2 and a long
-tail, as in the Tombo events of the lambda training reads. Each sample is drawn from
-``N(level_mean, level_stdv)`` of that k-mer (pA). Event ``i`` (k-mer ``seq[i:i+k]``) is labelled
-with its centre base, so a fragment of ``L`` bases yields ``L - k + 1`` labelled bases.
+Two sources of signal:
+
+* :class:`PoreModel`, ONT's k-mer table: per k-mer a dwell of ``2 + round(Gamma(0.95, 8.5))``
+  samples (4 kHz; mean 10, sd 8.2 and a long tail, as in the Tombo events of the lambda training
+  reads), each sample drawn from ``N(level_mean, level_stdv)`` of that k-mer (pA).
+* :class:`EventLibrary`, real signal: every event of some Tombo-resquiggled reads, filed under
+  its k-mer; a read of any sequence is pieced together from real events of its k-mers, so it
+  carries real noise and real dwells, on sequence no model has seen.
+
+A source of k-mer size ``k`` labels event ``i`` (k-mer ``seq[i:i+k]``) with the base at its
+``offset``, so a fragment of ``L`` bases yields ``L - k + 1`` labelled bases.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import numpy as np
 from nanoseq.errors import InputError
 from nanoseq.io import atomic_write
 from nanoseq.sequence import reverse_complement
-from nanoseq.signal.labels import BASE_CODE, LabelledRead
+from nanoseq.signal.labels import BASE_CODE, LabelledRead, Region
 from nanoseq.signal.normalize import normalise
 from nanoseq.signal.readers import Read
 from nanoseq.signal.writers import write_signal
@@ -26,13 +33,62 @@ from nanoseq.signal.writers import write_signal
 DEFAULT_PORE_MODEL = Path(__file__).parents[1] / "assets" / "r9.4_450bps_6mer_template.model"
 DWELL = (0.95, 8.5)  # gamma shape and scale of the dwell beyond its 2-sample minimum
 DIGITISATION, RANGE, OFFSET = 8192.0, 1400.0, 0.0  # calibration of the written reads
+PA_SHIFT, PA_SCALE = 82.0, 15.2  # median and MAD scale of the lambda R9.4.1 reads (pA)
+
+
+@dataclass
+class SimulatedRead:
+    read_id: str
+    pa: np.ndarray  # float32 signal in pA
+    bases: str  # the labelled bases (truth)
+    starts: np.ndarray  # first sample of each labelled base
+    positions: np.ndarray  # reference position of each labelled base (read orientation)
+
+
+def kmer_indices(codes: np.ndarray, k: int) -> np.ndarray:
+    """Base-4 index (A=0 C=1 G=2 T=3, first base most significant) of every k-mer of ``codes``."""
+    n = len(codes) - k + 1
+    index = np.zeros(max(0, n), dtype=np.int64)
+    for j in range(k):
+        index = index * 4 + codes[j : j + n]
+    return index
+
+
+def _fragment_codes(fragment: str, k: int) -> np.ndarray:
+    codes = BASE_CODE[np.frombuffer(fragment.encode(), np.uint8)].astype(np.int64) - 1
+    if len(codes) < k or (codes < 0).any():
+        raise ValueError("fragment must be at least k bases of A, C, G, T")
+    return codes
+
+
+def _simulated(fragment: str, pa, dwells, k: int, offset: int, rng) -> SimulatedRead:
+    n = len(fragment) - k + 1
+    return SimulatedRead(
+        str(uuid.UUID(bytes=rng.bytes(16), version=4)),
+        pa.astype(np.float32),
+        fragment[offset : offset + n],
+        np.concatenate([[0], np.cumsum(dwells)[:-1]]),
+        np.arange(n) + offset,
+    )
 
 
 @dataclass
 class PoreModel:
     k: int
-    means: np.ndarray  # by k-mer index (base-4 number, A=0 C=1 G=2 T=3)
+    means: np.ndarray  # by k-mer index
     stdvs: np.ndarray
+
+    @property
+    def offset(self) -> int:
+        return self.k // 2
+
+    def simulate(self, fragment: str, rng: np.random.Generator, dwell=DWELL) -> SimulatedRead:
+        """Signal for one fragment (A/C/G/T only) read 5' to 3'."""
+        index = kmer_indices(_fragment_codes(fragment, self.k), self.k)
+        dwells = 2 + np.rint(rng.gamma(*dwell, size=len(index))).astype(np.int64)
+        per_sample = np.repeat(index, dwells)
+        pa = rng.normal(self.means[per_sample], self.stdvs[per_sample])
+        return _simulated(fragment, pa, dwells, self.k, self.offset, rng)
 
 
 def load_pore_model(path: str | Path = DEFAULT_PORE_MODEL) -> PoreModel:
@@ -54,37 +110,130 @@ def _kmer_index(kmer: str) -> int:
 
 
 @dataclass
-class SimulatedRead:
-    read_id: str
-    pa: np.ndarray  # float32 signal in pA
-    bases: str  # the labelled bases (truth)
-    starts: np.ndarray  # first sample of each labelled base
-    positions: np.ndarray  # reference position of each labelled base (read orientation)
+class EventLibrary:
+    """Real events (normalised samples) filed by k-mer. The events of k-mer ``m`` are
+    ``first[m]`` to ``first[m + 1]``, event ``e`` is ``samples[bounds[e]:bounds[e + 1]]``; a k-mer
+    never seen borrows the events of ``stand_in[m]``, the seen k-mer that differs from it
+    farthest from the labelled base."""
+
+    k: int
+    offset: int  # the labelled base's place in its k-mer, fitted to the events
+    samples: np.ndarray
+    bounds: np.ndarray
+    first: np.ndarray
+    stand_in: np.ndarray
+
+    def simulate(self, fragment: str, rng: np.random.Generator) -> SimulatedRead:
+        """A read of ``fragment`` pieced together from a random real event of each k-mer, in
+        pA as a typical R9.4.1 read (basecalling normalises that scale away again)."""
+        kmer = self.stand_in[kmer_indices(_fragment_codes(fragment, self.k), self.k)]
+        count = self.first[kmer + 1] - self.first[kmer]
+        event = self.first[kmer] + (rng.random(len(kmer)) * count).astype(np.int64)
+        dwells = self.bounds[event + 1] - self.bounds[event]
+        starts = np.concatenate([[0], np.cumsum(dwells)[:-1]])
+        gather = np.repeat(self.bounds[event] - starts, dwells) + np.arange(dwells.sum())
+        pa = PA_SHIFT + PA_SCALE * self.samples[gather]
+        return _simulated(fragment, pa, dwells, self.k, self.offset, rng)
+
+    @classmethod
+    def from_reads(
+        cls, reads: Iterable[LabelledRead], region: Region | None = None, k: int = 6
+    ) -> EventLibrary:
+        """Every event of ``reads`` whose k-mer lies wholly inside ``region``. The labelled
+        base's place in the k-mer puts it one base inside the (k - 2)-mer that best predicts the
+        event means (cross-validated; a few reads settle the core, not all 4**k k-mers)."""
+        region = region or Region()
+        codes, means, spans, allowed = [], [], [], []
+        for read in reads:  # event j: from its first sample to the next event's
+            ends = read.starts[1:]
+            ok = (ends > read.starts[:-1]) & (ends <= len(read.signal))
+            codes.append(read.bases[:-1].astype(np.int64) - 1)
+            spans.append((read.signal, read.starts[:-1], ends))
+            means.append(_event_means(read.signal, read.starts[:-1], ends))
+            allowed.append(region.allows(read.positions[:-1]) & ok)
+        if not codes or sum(len(c) for c in codes) < k:
+            raise InputError("no labelled events to build a signal library from")
+        if k < 3:
+            raise ValueError("k-mers of 3 or more bases")
+        offset = 1 + max(range(k - 2), key=lambda o: _explained(codes, means, allowed, k - 2, o))
+        keys, pieces = [], []
+        for code, (signal, begin, end), ok in zip(codes, spans, allowed, strict=True):
+            kmer, inside = _kmers_at(code, ok, k, offset)
+            keys.append(kmer[inside])
+            pieces += [signal[b:e] for b, e in zip(begin[inside], end[inside], strict=True)]
+        keys = np.concatenate(keys)
+        if not len(keys):
+            raise InputError("no labelled events inside the region")
+        order = np.argsort(keys, kind="stable")
+        lengths = np.array([len(pieces[i]) for i in order], dtype=np.int64)
+        counts = np.bincount(keys, minlength=4**k)
+        return cls(
+            k,
+            offset,
+            np.concatenate([pieces[i] for i in order]).astype(np.float32),
+            np.concatenate([[0], np.cumsum(lengths)]),
+            np.concatenate([[0], np.cumsum(counts)]),
+            _stand_ins(counts, k, offset),
+        )
 
 
-def simulate_read(
-    fragment: str, pore: PoreModel, rng: np.random.Generator, dwell=DWELL
-) -> SimulatedRead:
-    """Signal for one fragment (A/C/G/T only) read 5' to 3'."""
-    codes = BASE_CODE[np.frombuffer(fragment.encode(), np.uint8)].astype(np.int64) - 1
-    if len(codes) < pore.k or (codes < 0).any():
-        raise ValueError("fragment must be at least k bases of A, C, G, T")
-    n = len(codes) - pore.k + 1
-    index = np.zeros(n, dtype=np.int64)
-    for j in range(pore.k):
-        index = index * 4 + codes[j : j + n]
-    dwells = 2 + np.rint(rng.gamma(*dwell, size=n)).astype(np.int64)
-    starts = np.concatenate([[0], np.cumsum(dwells)[:-1]])
-    per_sample = np.repeat(index, dwells)
-    pa = rng.normal(pore.means[per_sample], pore.stdvs[per_sample]).astype(np.float32)
-    centre = pore.k // 2
-    return SimulatedRead(
-        str(uuid.UUID(bytes=rng.bytes(16), version=4)),
-        pa,
-        fragment[centre : centre + n],
-        starts,
-        np.arange(n) + centre,
-    )
+def _event_means(signal, begin, end) -> np.ndarray:
+    sums = np.concatenate([[0.0], np.cumsum(signal, dtype=np.float64)])
+    safe_end = np.clip(end, 0, len(signal))
+    return (sums[safe_end] - sums[np.minimum(begin, safe_end)]) / np.maximum(safe_end - begin, 1)
+
+
+def _kmers_at(codes, ok, k: int, offset: int):
+    """The k-mer index around each event (its base at ``offset``) and whether all of it is
+    known and allowed."""
+    n = len(codes)
+    kmer = np.zeros(n, dtype=np.int64)
+    inside = np.ones(n, dtype=bool)
+    for j in range(k):
+        at = np.arange(n) - offset + j
+        valid = (at >= 0) & (at < n)
+        safe = np.clip(at, 0, max(0, n - 1))
+        inside &= valid & ok[safe]
+        kmer = kmer * 4 + np.where(valid, codes[safe], 0)
+    return kmer, inside
+
+
+def _explained(codes, means, allowed, k: int, offset: int) -> float:
+    """Cross-validated R^2 of the event means by k-mer, the labelled base at ``offset``: means
+    fitted on every other event predict the rest (an unseen k-mer predicts the overall mean)."""
+    keys, values = [], []
+    for code, mean, ok in zip(codes, means, allowed, strict=True):
+        kmer, inside = _kmers_at(code, ok, k, offset)
+        keys.append(kmer[inside])
+        values.append(mean[inside])
+    keys, values = np.concatenate(keys), np.concatenate(values)
+    fit, test = slice(0, None, 2), slice(1, None, 2)
+    if len(values) < 4 or values[test].var() == 0:
+        return 0.0
+    counts = np.bincount(keys[fit], minlength=4**k)
+    sums = np.bincount(keys[fit], values[fit], minlength=4**k)
+    fitted = np.where(counts > 0, sums / np.maximum(counts, 1), values[fit].mean())
+    return 1.0 - np.mean((values[test] - fitted[keys[test]]) ** 2) / values[test].var()
+
+
+def _stand_ins(counts: np.ndarray, k: int, offset: int) -> np.ndarray:
+    """For each k-mer, itself if seen, else the most seen k-mer equal to it outside the
+    positions farthest from the labelled base (as few as will do)."""
+    index = np.arange(4**k)
+    stand_in = np.where(counts > 0, index, -1)
+    digits = [(index // 4 ** (k - 1 - j)) % 4 for j in range(k)]
+    free = sorted(range(k), key=lambda j: -abs(j - offset))
+    for depth in range(1, k + 1):
+        missing = stand_in < 0
+        if not missing.any():
+            break
+        key = sum(digits[j] * 4 ** (k - 1 - j) for j in range(k) if j not in free[:depth])
+        best = np.full(4**k, -1)  # per key, its most seen k-mer: count and index in one number
+        np.maximum.at(best, key, np.where(counts > 0, counts * 4**k + index, -1))
+        found = best[key]
+        use = missing & (found >= 0)
+        stand_in[use] = found[use] % 4**k
+    return stand_in
 
 
 def random_genome(length: int, seed: int = 1) -> dict[str, str]:
@@ -95,13 +244,14 @@ def random_genome(length: int, seed: int = 1) -> dict[str, str]:
 
 def simulate_reads(
     reference: dict[str, str],
-    pore: PoreModel,
+    source: PoreModel | EventLibrary,
     count: int,
     length: int = 2000,
     seed: int = 1,
     region: tuple[int, int] | None = None,
 ) -> Iterator[SimulatedRead]:
-    """``count`` reads of about ``length`` bases from random places and strands of the reference.
+    """``count`` reads of about ``length`` bases from random places and strands of the reference,
+    their signal from ``source``.
 
     ``region`` (start, end) limits where fragments may come from (keep held-out data out).
     """
@@ -112,16 +262,16 @@ def simulate_reads(
         genome = reference[name].upper()
         lo, hi = region or (0, len(genome))
         hi = min(hi, len(genome))
-        size = int(min(hi - lo, max(pore.k + 1, rng.normal(length, length / 4))))
+        size = int(min(hi - lo, max(source.k + 1, rng.normal(length, length / 4))))
         start = int(rng.integers(lo, hi - size + 1))
         fragment = genome[start : start + size]
         if "N" in fragment or set(fragment) - set("ACGT"):
             fragment = "".join(b if b in "ACGT" else "A" for b in fragment)
         if rng.random() < 0.5:  # the forward strand
-            read = simulate_read(fragment, pore, rng)
+            read = source.simulate(fragment, rng)
             read.positions = read.positions + start
         else:  # the reverse strand, read 5' to 3'
-            read = simulate_read(reverse_complement(fragment), pore, rng)
+            read = source.simulate(reverse_complement(fragment), rng)
             read.positions = start + size - 1 - read.positions
         yield read
 

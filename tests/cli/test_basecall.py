@@ -3,6 +3,7 @@
 import csv
 import json
 
+import numpy as np
 import pysam
 import pytest
 from click.testing import CliRunner
@@ -304,7 +305,6 @@ def test_simulate_random_genome_chunks_then_train_from_the_bundled_model(sample_
     from the bundled model, here with its head widened from two frames per step to six: with a
     learning rate of ~0 it calls exactly as the bundled model (a fresh model would call nothing)."""
     import keras
-    import numpy as np
 
     from nanoseq.models import load_model
 
@@ -326,6 +326,21 @@ def test_simulate_random_genome_chunks_then_train_from_the_bundled_model(sample_
     x = np.load(real / "chunks.npy")[:4, :, None]
     expected = np.repeat(load_model("dna_r941_lambda").predict(x, verbose=0), 3, axis=1)
     np.testing.assert_allclose(trained.predict(x, verbose=0), expected, atol=1e-4)
+
+
+def test_simulate_from_real_events_keeps_to_their_region(sample_dir, tmp_path):
+    tombo = sample_dir / "labelled/tombo_lambda.fast5"
+    sim = tmp_path / "sim"
+    args = ["--random-genome", 20_000, "--chunks", "-o", sim, "-n", 4, "--length", 1500]
+    result = invoke("simulate", *args, "--events", tombo, "--events-region", "0-38000")
+    assert result.exit_code == 0
+    lengths = np.load(sim / "reference_lengths.npy")
+    assert len(lengths) >= 6 and 60 < np.median(lengths) / 3.6 < 140  # bases per 1,000 samples
+    # that read has no events before 36,891: nothing to build from
+    error = one_line_error("simulate", *args, "--events", tombo, "--events-region", "0-30000")
+    assert str(tombo) in error and "no labelled events inside the region" in error
+    error = one_line_error("simulate", *args, "--events", sample_dir / "formats/multi_vbz.fast5")
+    assert "multi_vbz.fast5" in error and "no labelled events" in error
 
 
 @pytest.mark.parametrize("args", [[], ["-r", "{fasta}", "--random-genome", "1000"]])
