@@ -20,6 +20,7 @@ import math
 import keras
 import numpy as np
 
+from nanoseq.lstm import LSTM
 from nanoseq.signal.chunks import n_frames
 
 ALPHABET = "NACGT"
@@ -71,7 +72,7 @@ class Basecaller(keras.Model):
         for i, (f, k, s) in enumerate(zip(filters, kernels, strides, strict=True)):
             x = keras.layers.Conv1D(f, k, strides=s, padding="same", name=f"conv{i}")(x)
             x = keras.layers.Activation("swish", name=f"swish{i}")(x)
-        cell = keras.layers.LSTM if rnn == "lstm" else keras.layers.GRU
+        cell = LSTM if rnn == "lstm" else keras.layers.GRU
         # All cells stay alive until the model is built: Bidirectional copies its cell through
         # Keras serialization, which while loading a model treats a reused id() (a freed cell's
         # address given to the next) as one shared object and made both directions one layer.

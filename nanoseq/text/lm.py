@@ -13,9 +13,10 @@ import numpy as np
 from keras import ops
 
 from nanoseq.dropout import Dropout
+from nanoseq.lstm import LSTM
 from nanoseq.probability import log_softmax
 
-CELLS = {"rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU, "lstm": keras.layers.LSTM}
+CELLS = {"rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU, "lstm": LSTM}
 
 
 @keras.saving.register_keras_serializable(package="nanoseq")

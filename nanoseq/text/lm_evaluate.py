@@ -14,17 +14,25 @@ from nanoseq.text.lm import LanguageModel
 from nanoseq.text.vocab import Vocabulary
 
 
-def stream_nats(model: LanguageModel, stream: np.ndarray, rows: int = 1, steps: int = 100):
+def stream_nats(
+    model: LanguageModel, stream: np.ndarray, rows: int = 1, steps: int = 100, context: int = 0
+):
     """Summed cross-entropy (nats) of every next token of ``stream`` and how many were scored.
 
-    The stream is cut into ``rows`` contiguous rows read in parallel, state carried throughout
-    (``rows`` 1 reads the whole text in order)."""
+    The stream is cut into ``rows`` contiguous parts read in parallel, state carried throughout
+    (``rows`` 1 reads the whole text in order). Every part but the first starts by reading the
+    ``context`` tokens before it, unscored, so that it is not scored from a cold state."""
     rows = max(1, min(rows, (len(stream) - 1) // steps or 1))
     length = (len(stream) - 1) // rows
-    inputs = stream[: rows * length].reshape(rows, length)
-    targets = stream[1 : rows * length + 1].reshape(rows, length)
+    context = min(context, length) if rows > 1 else 0
+    index = (np.arange(rows) * length - context)[:, None] + np.arange(context + length)
+    inputs, targets = stream[np.maximum(index, 0)], stream[index[:, context:] + 1]
     states, total = model.zero_states(rows), 0.0
     forward = _compiled(model)
+    if context:  # the first part has nothing before it: it starts from zero states after all
+        _, states = forward(inputs[:, :context], states)
+        states = [np.concatenate([np.zeros_like(s[:1]), s[1:]]) for s in map(np.asarray, states)]
+    inputs = inputs[:, context:]
     for start in range(0, length, steps):
         x, y = inputs[:, start : start + steps], targets[:, start : start + steps]
         logits, states = forward(x, states)

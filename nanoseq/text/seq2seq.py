@@ -20,9 +20,10 @@ import keras
 from keras import ops
 
 from nanoseq.dropout import Dropout
+from nanoseq.lstm import LSTM
 from nanoseq.text.vocab import PAD_ID
 
-CELLS = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM}
+CELLS = {"gru": keras.layers.GRU, "lstm": LSTM}
 ATTENTION = ("bahdanau", "luong", "none")
 MASKED = -1e9  # score of a padded source position: exp() of it is exactly 0 in float32
 

@@ -93,3 +93,21 @@ def test_bad_configuration():
         LanguageModel(10, layers=5)
     with pytest.raises(ValueError, match="cell"):
         LanguageModel(10, cell="transformer")
+
+
+def test_parts_read_in_parallel_score_like_one_pass_once_warmed_up(sample_dir):
+    """Validation reads a text as rows in parallel; each row first reading the tokens before
+    it keeps the score of one pass in order, where cold rows cost more."""
+    from nanoseq.models import load_model
+    from nanoseq.text.lm_evaluate import stream_nats
+
+    model = load_model("char_tinyshakespeare")
+    vocab = Vocabulary.from_config(model.vocabulary)
+    lines = (sample_dir / "text/multi30k_de_en.tsv").read_text().splitlines()
+    stream = vocab.encode("\n".join(line.split("\t")[1] for line in lines))
+    one_pass, tokens = stream_nats(model, stream)
+    warm, warm_tokens = stream_nats(model, stream, rows=16, context=100)
+    cold, _ = stream_nats(model, stream, rows=16)
+    assert warm_tokens == tokens - tokens % 16 > 5000
+    assert abs(warm / warm_tokens - one_pass / tokens) < 0.004
+    assert cold / warm_tokens - one_pass / tokens > 0.01

@@ -1,0 +1,88 @@
+"""nanoseq's LSTM: Keras's results and gradients, from its own CPU path."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nanoseq.lstm import LSTM
+
+
+def pair(**options):
+    """A Keras LSTM and a nanoseq LSTM with the same weights."""
+    theirs = keras.layers.LSTM(8, **options)
+    ours = LSTM(8, **options)
+    theirs.build((None, None, 5))
+    ours.build((None, None, 5))
+    rng = np.random.default_rng(0)
+    ours.set_weights([rng.normal(scale=0.5, size=w.shape) for w in theirs.get_weights()])
+    theirs.set_weights(ours.get_weights())
+    return theirs, ours
+
+
+def outputs_and_gradients(layer, x, states, jit=False):
+    x, states = tf.Variable(x), [tf.Variable(s) for s in states]
+
+    @tf.function(jit_compile=jit)
+    def run():
+        with tf.GradientTape() as tape:
+            out = layer(x, initial_state=states)
+            out = keras.tree.flatten(out)
+            loss = sum(tf.reduce_sum(o * tf.sin(3 * o)) for o in out)
+        return out, tape.gradient(loss, [x, *states, *layer.trainable_variables])
+
+    return run()
+
+
+def own_path_only(monkeypatch):
+    """Keras's own loop, made unusable: nanoseq's LSTM must not need it."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("fell back to Keras's loop")
+
+    monkeypatch.setattr(keras.layers.LSTM, "inner_loop", refuse)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(return_sequences=True, return_state=True),
+        dict(return_sequences=True, go_backwards=True),
+        dict(return_state=True, go_backwards=True),
+        dict(),
+    ],
+    ids=["sequences+state", "backwards", "backwards-last+state", "last"],
+)
+@pytest.mark.parametrize("jit", [False, True], ids=["graph", "xla"])
+def test_same_outputs_and_gradients_as_keras(options, jit, monkeypatch):
+    theirs, ours = pair(**options)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 11, 5)).astype("float32")
+    states = [rng.normal(size=(3, 8)).astype("float32") for _ in range(2)]
+    expected, expected_gradients = outputs_and_gradients(theirs, x, states)
+    own_path_only(monkeypatch)
+    got, gradients = outputs_and_gradients(ours, x, states, jit)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-6)
+    for a, b in zip(gradients, expected_gradients, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_bidirectional_model_round_trip(tmp_path, monkeypatch):
+    inputs = keras.Input((None, 5))
+    model = keras.Model(inputs, keras.layers.Bidirectional(LSTM(8, return_sequences=True))(inputs))
+    x = np.random.default_rng(2).normal(size=(2, 7, 5)).astype("float32")
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded.layers[1].forward_layer, LSTM)
+    own_path_only(monkeypatch)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_masks_and_dropout_use_keras_loop():
+    layer = LSTM(4, dropout=0.5)
+    layer.build((None, None, 3))
+    assert not layer._fast(None, training=True)
+    assert layer._fast(None, training=False)
+    assert not layer._fast(np.ones((1, 2), bool), training=False)
