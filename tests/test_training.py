@@ -40,7 +40,7 @@ def rows(folder):
 
 def test_a_run_stopped_by_its_time_budget_ends_at_low_learning_rates(tmp_path):
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(4096, 4)).astype("float32")
+    x = rng.normal(size=(64, 4)).astype("float32")  # epochs of 8 steps: many per second
     y = x.sum(axis=1, keepdims=True)
     options = dict(
         build=tiny_regression,
@@ -51,15 +51,16 @@ def test_a_run_stopped_by_its_time_budget_ends_at_low_learning_rates(tmp_path):
         batch_size=8,
         optimizer=adam(1.0),
         peak_learning_rate=0.01,
-        max_minutes=0.05,
+        max_minutes=0.1,
     )
     fit(**options)
     first = rows(tmp_path)
     assert 1 < len(first) < 100_000
     seconds = [float(r["seconds"]) for r in first]
-    assert seconds == sorted(seconds) and seconds[-1] >= 3.0
+    assert seconds == sorted(seconds) and seconds[-1] >= 6.0
     rates = [float(r["learning_rate"]) for r in first]
-    assert rates[-1] < 0.05 * max(rates)  # annealed within the budget
+    assert max(rates) > 0.3 * 0.01  # it went through high rates
+    assert rates[-1] < 0.02 * 0.01  # and annealed to its floor (1 %) within the budget
 
     # a resumed run counts the time already spent against the same budget: it ends at once
     fit(**options, resume=True)
