@@ -2,12 +2,12 @@
 
 Keras runs an LSTM on a CPU as a graph loop over its cell, and TensorFlow differentiates that
 loop op by op: on 2 CPU cores a 2x256 LSTM over 32 rows of 100 steps spends 0.75 s a training
-step, a quarter of it in the forward pass. Here, on TensorFlow without a GPU, the input projection
-of every step is one matrix product, the loop keeps only the recurrent product, and the backward
-pass is written out (the weight gradients again as whole-sequence products): 0.31 s for the same
-step under XLA, 0.39 s without. Weights, configuration and results are Keras's own (the same to
-float32 rounding); masks, dropout inside the layer, other activations and other backends use
-Keras's implementation, and so does a GPU, where Keras calls cuDNN.
+step, a quarter of it in the forward pass. Here, when training on TensorFlow without a GPU, the
+input projection of every step is one matrix product, the loop keeps only the recurrent product,
+and the backward pass is written out (the weight gradients again as whole-sequence products):
+0.31 s for the same step under XLA, 0.39 s without. Weights, configuration and results are
+Keras's own (the same to float32 rounding). Inference, masks, dropout inside the layer, other
+activations and other backends use Keras's implementation, and so does a GPU (cuDNN).
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ class LSTM(keras.layers.LSTM):
         return h, outputs, [h, c]
 
     def _fast(self, mask, training) -> bool:
-        if keras.backend.backend() != "tensorflow" or mask is not None or self.unroll:
+        if not training or keras.backend.backend() != "tensorflow" or mask is not None:
+            return False  # inference: Keras's loop is as fast (it keeps nothing for a gradient)
+        if self.unroll:
             return False
         cell = self.cell
         if cell.recurrent_dropout or (training and cell.dropout) or not cell.use_bias:

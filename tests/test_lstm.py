@@ -26,7 +26,7 @@ def outputs_and_gradients(layer, x, states, jit=False):
     @tf.function(jit_compile=jit)
     def run():
         with tf.GradientTape() as tape:
-            out = layer(x, initial_state=states)
+            out = layer(x, initial_state=states, training=True)
             out = keras.tree.flatten(out)
             loss = sum(tf.reduce_sum(o * tf.sin(3 * o)) for o in out)
         return out, tape.gradient(loss, [x, *states, *layer.trainable_variables])
@@ -68,7 +68,7 @@ def test_same_outputs_and_gradients_as_keras(options, jit, monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_bidirectional_model_round_trip(tmp_path, monkeypatch):
+def test_bidirectional_model_round_trip_and_training_path(tmp_path, monkeypatch):
     inputs = keras.Input((None, 5))
     model = keras.Model(inputs, keras.layers.Bidirectional(LSTM(8, return_sequences=True))(inputs))
     x = np.random.default_rng(2).normal(size=(2, 7, 5)).astype("float32")
@@ -76,13 +76,18 @@ def test_bidirectional_model_round_trip(tmp_path, monkeypatch):
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert isinstance(loaded.layers[1].forward_layer, LSTM)
+    expected = model.predict(x, verbose=0)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected)
     own_path_only(monkeypatch)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    np.testing.assert_allclose(loaded(x, training=True), expected, atol=2e-6)
 
 
-def test_masks_and_dropout_use_keras_loop():
+def test_inference_masks_and_dropout_use_keras_loop():
     layer = LSTM(4, dropout=0.5)
     layer.build((None, None, 3))
     assert not layer._fast(None, training=True)
-    assert layer._fast(None, training=False)
-    assert not layer._fast(np.ones((1, 2), bool), training=False)
+    assert not layer._fast(None, training=False)
+    plain = LSTM(4)
+    plain.build((None, None, 3))
+    assert plain._fast(None, training=True)
+    assert not plain._fast(np.ones((1, 2), bool), training=True)
