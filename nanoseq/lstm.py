@@ -38,12 +38,12 @@ class LSTM(keras.layers.LSTM):
         return h, outputs, [h, c]
 
     def _fast(self, mask, training) -> bool:
-        if not training or keras.backend.backend() != "tensorflow" or mask is not None:
-            return False  # inference: Keras's loop is as fast (it keeps nothing for a gradient)
-        if self.unroll:
+        if not training:  # inference: Keras's loop is as fast (it keeps nothing for a gradient)
+            return False
+        if keras.backend.backend() != "tensorflow" or mask is not None or self.unroll:
             return False
         cell = self.cell
-        if cell.recurrent_dropout or (training and cell.dropout) or not cell.use_bias:
+        if cell.recurrent_dropout or cell.dropout or not cell.use_bias:
             return False
         if (cell.activation, cell.recurrent_activation) != (
             keras.activations.tanh,
