@@ -45,7 +45,7 @@ def basecall_files(
     reads,
     model: str,
     output: str = "-",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     chunk_size: int | None = None,
     overlap: int | None = None,
     beam_width: int = 1,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from nanoseq.basecaller.model import Basecaller
-from nanoseq.basecaller.pipeline import basecall, stitched_logits
+from nanoseq.basecaller.pipeline import Runner, basecall, stitched_logits
 from nanoseq.errors import InputError
 from nanoseq.signal.readers import read_signal
 
@@ -106,3 +106,28 @@ def test_a_reading_error_in_the_worker_reaches_the_caller(conv_model, reads):
 
     with pytest.raises(InputError, match="truncated file"):
         list(basecall(stream(), conv_model, batch_size=4, chunk_size=1200, overlap=240, workers=2))
+
+
+def test_a_short_batch_is_padded_to_the_smallest_fraction_that_holds_it(conv_model, reads):
+    runner = Runner(conv_model, batch_size=384, chunk_size=1200)
+    assert [runner.padded_size(n) for n in (1, 48, 49, 96, 97, 192, 193, 384)] == [
+        48, 48, 96, 96, 192, 192, 384, 384
+    ]  # fmt: skip
+    assert Runner(conv_model, batch_size=5, chunk_size=1200).padded_size(1) == 5
+    windows = np.random.default_rng(0).normal(size=(60, 1200)).astype(np.float32)
+    short = runner(windows[:7])  # padded to 48 rows; rows are independent of each other
+    np.testing.assert_allclose(short, runner(windows)[:7], rtol=1e-5, atol=1e-5)
+
+
+def test_the_compiled_model_is_reused_and_does_not_keep_the_model_alive(reads):
+    import gc
+    import weakref
+
+    model = Basecaller(filters=(4,), kernels=(5,), strides=(6,), layers=0)
+    first = Runner(model, 4, 1200).forward
+    list(basecall(reads[:1], model, batch_size=4, chunk_size=1200, overlap=240))
+    assert Runner(model, 8, 3600).forward is first
+    alive = weakref.ref(model)
+    del model, first
+    gc.collect()
+    assert alive() is None
