@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import weakref
 
 
 def import_keras():
@@ -54,3 +55,27 @@ def compiled(function):
     import tensorflow as tf
 
     return tf.function(function, reduce_retracing=True)
+
+
+_PER_MODEL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def compiled_for(model, call, xla: bool = False):
+    """``call(model, *args)`` compiled once per model and ``call`` (a module-level function),
+    as :func:`compiled` does, or with XLA for fixed shapes (one compilation a shape); kept while
+    the model lives: the cache holds the model weakly, and so does the compiled function."""
+    calls = _PER_MODEL.setdefault(model, {})
+    if call not in calls:
+        owner = weakref.ref(model)
+
+        def function(*args):
+            return call(owner(), *args)
+
+        keras = import_keras()
+        if xla and keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            calls[call] = tf.function(function, jit_compile=True)
+        else:
+            calls[call] = compiled(function)
+    return calls[call]

@@ -14,7 +14,6 @@ import logging
 import queue
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ import numpy as np
 
 from nanoseq.basecaller.decode import decode
 from nanoseq.io import Call
+from nanoseq.runtime import compiled_for
 from nanoseq.signal.chunks import chunk, stitch
 from nanoseq.signal.normalize import normalise, trim_start
 from nanoseq.signal.readers import Read
@@ -61,8 +61,9 @@ class Runner:
     it, so that a short run does not pay for a whole batch and at most four shapes compile."""
 
     def __init__(self, model: keras.Model, batch_size: int, chunk_size: int, timing=None):
-        self.model, self.batch_size, self.chunk_size = model, batch_size, chunk_size
-        self.forward = _compiled_forward(model)
+        self.batch_size, self.chunk_size = batch_size, chunk_size
+        # compiled with XLA once per model (3-4 s on 2 CPU cores), reused by later runs
+        self.forward = compiled_for(model, _inference, xla=True)
         self.timing = timing if timing is not None else {}
         self.timing.setdefault("model_seconds", 0.0)
 
@@ -86,24 +87,8 @@ class Runner:
         return outputs
 
 
-_FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _compiled_forward(model: keras.Model):
-    """The model's inference call, compiled once per model (with XLA on TensorFlow: a fresh
-    compilation costs 3-4 s on 2 CPU cores), so later runs in the process reuse it."""
-    if model not in _FORWARDS:
-        owner = weakref.ref(model)  # the cache must not keep the model alive
-
-        def forward(x):
-            return owner()(x, training=False)
-
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            forward = tf.function(forward, jit_compile=True)
-        _FORWARDS[model] = forward
-    return _FORWARDS[model]
+def _inference(model: keras.Model, x):
+    return model(x, training=False)
 
 
 def basecall(

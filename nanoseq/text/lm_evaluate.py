@@ -3,12 +3,11 @@ carried from window to window (the model reads the text once, start to end)."""
 
 from __future__ import annotations
 
-import weakref
-
 import keras
 import numpy as np
 
 from nanoseq.metrics import text_scores
+from nanoseq.runtime import compiled_for
 from nanoseq.text.data import encode_corpus
 from nanoseq.text.lm import LanguageModel
 from nanoseq.text.vocab import Vocabulary
@@ -28,7 +27,7 @@ def stream_nats(
     index = (np.arange(rows) * length - context)[:, None] + np.arange(context + length)
     inputs, targets = stream[np.maximum(index, 0)], stream[index[:, context:] + 1]
     states, total = model.zero_states(rows), 0.0
-    forward = _compiled(model)
+    forward = compiled_for(model, _with_states)
     if context:  # the first part has nothing before it: it starts from zero states after all
         _, states = forward(inputs[:, :context], states)
         states = [np.concatenate([np.zeros_like(s[:1]), s[1:]]) for s in map(np.asarray, states)]
@@ -42,19 +41,9 @@ def stream_nats(
     return total, rows * length
 
 
-_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _compiled(model):
-    """The model's (tokens, states) -> (logits, states), traced once per model on TensorFlow."""
-    if model not in _COMPILED:
-        forward = lambda x, s: model(x, s, return_states=True)  # noqa: E731
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            forward = tf.function(forward, reduce_retracing=True)
-        _COMPILED[model] = forward
-    return _COMPILED[model]
+def _with_states(model, x, states):
+    """The model's (tokens, states) -> (logits, states)."""
+    return model(x, states, return_states=True)
 
 
 def evaluate_text(model: str, text_file: str) -> dict:
