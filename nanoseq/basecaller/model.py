@@ -1,10 +1,14 @@
-"""The basecaller: convolutions over raw signal, stacked bidirectional LSTM/GRU, CTC logits.
+"""The basecaller: convolutions over raw signal, stacked bidirectional LSTM/GRU, a CTC or CRF
+head.
 
-Input ``(batch, samples, 1)`` normalised signal; output ``(batch, samples // stride, 5)`` float32
-logits over ``N A C G T`` with the CTC blank at index 0. The head can emit ``upsample`` frames
-per recurrent step (as bonito's linear upsample): CTC needs a blank between two equal bases, so
-at a stride of 6, 58 % of the homopolymers (>= 3 bases) of the R9.4.1 lambda training reads have
-too few frames to be called; at 3, 7 %, for the price of a wider head only.
+Input ``(batch, samples, 1)`` normalised signal; output per frame ``(batch, samples // stride,
+classes)`` float32: with ``decoder="ctc"`` 5 logits over ``N A C G T`` with the CTC blank at
+index 0; with ``decoder="crf"`` the 256 move scores of :mod:`nanoseq.basecaller.crf`. The head
+can emit ``upsample`` frames per recurrent step (as bonito's linear upsample): CTC needs a blank
+between two equal bases, so at a stride of 6, 58 % of the homopolymers (>= 3 bases) of the R9.4.1
+lambda training reads have too few frames to be called; at 3, 7 %, for the price of a wider head
+only. A CRF head needs no blanks (its states know the bases before), but also emits at most one
+base a frame.
 
 The model carries everything basecalling needs in ``metadata`` (alphabet, stride, sample rate,
 chemistry, normalisation, chunking), saved with it in the ``.keras`` file.
@@ -20,6 +24,7 @@ import math
 import keras
 import numpy as np
 
+from nanoseq.basecaller import crf
 from nanoseq.lstm import LSTM
 from nanoseq.signal.chunks import n_frames
 
@@ -34,6 +39,9 @@ DEFAULT_METADATA = {
     "chunk_size": 3600,
     "overlap": 480,
 }
+
+
+DECODERS = {"ctc": len(ALPHABET), "crf": crf.SCORES}  # head classes per frame
 
 
 def output_frames(samples: int, strides, upsample: int = 1) -> int:
@@ -58,6 +66,7 @@ class Basecaller(keras.Model):
         units=96,
         layers=3,
         upsample=1,
+        decoder="ctc",
         metadata=None,
         **kwargs,
     ):
@@ -67,6 +76,9 @@ class Basecaller(keras.Model):
             raise ValueError(f"upsample {upsample} must divide the total stride {strides}")
         if rnn not in ("lstm", "gru"):
             raise ValueError(f"rnn must be 'lstm' or 'gru', got {rnn!r}")
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be 'ctc' or 'crf', got {decoder!r}")
+        classes = DECODERS[decoder]
         signal = keras.Input((None, 1), name="signal")
         x = signal
         for i, (f, k, s) in enumerate(zip(filters, kernels, strides, strict=True)):
@@ -79,12 +91,13 @@ class Basecaller(keras.Model):
         cells = [cell(units, return_sequences=True) for _ in range(layers)]
         for i, rnn_cell in enumerate(cells):
             x = keras.layers.Bidirectional(rnn_cell, name=f"{rnn}{i}")(x)
-        logits = keras.layers.Dense(upsample * len(ALPHABET), dtype="float32", name="logits")(x)
+        logits = keras.layers.Dense(upsample * classes, dtype="float32", name="logits")(x)
         if upsample > 1:
-            logits = keras.layers.Reshape((-1, len(ALPHABET)), name="upsample")(logits)
+            logits = keras.layers.Reshape((-1, classes), name="upsample")(logits)
         super().__init__(signal, logits, **kwargs)
         self.filters, self.kernels, self.strides = list(filters), list(kernels), list(strides)
         self.rnn, self.units, self.layers_count, self.upsample = rnn, units, layers, upsample
+        self.decoder = decoder
         self.input_stride = math.prod(strides)  # samples per recurrent step
         self.stride = self.input_stride // upsample  # samples per output frame
         self.metadata = {**DEFAULT_METADATA, **(metadata or {}), "stride": self.stride}
@@ -100,6 +113,7 @@ class Basecaller(keras.Model):
             "units": self.units,
             "layers": self.layers_count,
             "upsample": self.upsample,
+            "decoder": self.decoder,
             "metadata": self.metadata,
         }
 
@@ -113,18 +127,39 @@ class Basecaller(keras.Model):
         if upsample % self.upsample:
             raise ValueError(f"upsample {upsample} is not a multiple of {self.upsample}")
         ratio = upsample // self.upsample
-        config = {**self.get_config(), "upsample": upsample}
-        config.pop("name")
-        wider = Basecaller(**config)
-        classes = len(ALPHABET)  # new head column -> the old column it copies
+        classes = DECODERS[self.decoder]  # new head column -> the old column it copies
         source = (np.arange(upsample) // ratio)[:, None] * classes + np.arange(classes)
+        return self._rebuilt({"upsample": upsample}, lambda w: w[..., source.ravel()])
+
+    def with_decoder(self, decoder: str) -> Basecaller:
+        """This model with a new, untrained head for ``decoder``: the convolutions and recurrent
+        layers (what reads the signal) are kept."""
+        return self._rebuilt({"decoder": decoder}, None)
+
+    def _rebuilt(self, changes: dict, head) -> Basecaller:
+        """A model of this config with ``changes``, this model's weights, and the head's weights
+        mapped by ``head`` (None: the new model's own initial head)."""
+        config = {**self.get_config(), **changes}
+        config.pop("name")
+        model = Basecaller(**config)
         for layer in self.layers:
             weights = layer.get_weights()
             if layer.name == "logits":
-                weights = [w[..., source.ravel()] for w in weights]
+                if head is None:
+                    continue
+                weights = [head(w) for w in weights]
             if weights:
-                wider.get_layer(layer.name).set_weights(weights)
-        return wider
+                model.get_layer(layer.name).set_weights(weights)
+        return model
+
+    def decoder_input(self, windows):
+        """What host decoding takes per frame, for a batch of windows (in the graph): the CTC
+        logits, or the CRF's best path and move posteriors (see :func:`crf.path_and_posteriors`;
+        the path's stay score is ``metadata["crf_stay"]``, calibrated after training)."""
+        scores = self(windows, training=False)
+        if self.decoder == "crf":
+            return crf.path_and_posteriors(scores, self.metadata.get("crf_stay", crf.STAY))
+        return scores
 
 
 @keras.saving.register_keras_serializable(package="nanoseq")
@@ -148,3 +183,6 @@ def ctc_loss(labels, logits):
     lengths = ops.sum(ops.cast(labels > 0, "int32"), axis=1)
     frames = ops.full((ops.shape(logits)[0],), ops.shape(logits)[1], dtype="int32")
     return ops.ctc_loss(labels, logits, lengths, frames, mask_index=0)
+
+
+LOSSES = {"ctc": ctc_loss, "crf": crf.crf_loss}  # the training loss of each head

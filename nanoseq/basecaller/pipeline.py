@@ -88,7 +88,7 @@ class Runner:
 
 
 def _inference(model: keras.Model, x):
-    return model(x, training=False)
+    return model.decoder_input(x)
 
 
 def basecall(
@@ -103,15 +103,17 @@ def basecall(
     timing: dict | None = None,
 ) -> Iterator[Call]:
     """Yield one :class:`Call` per read, in input order."""
-    stitched = stitched_logits(reads, model, batch_size, chunk_size, overlap, trim, workers, timing)
+    stitched = stitched_outputs(
+        reads, model, batch_size, chunk_size, overlap, trim, workers, timing
+    )
     if workers <= 1:
-        for item, logits in stitched:
-            yield _call(item, logits, model.stride, beam_width)
+        for item, outputs in stitched:
+            yield _call(item, outputs, model, beam_width)
         return
     with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
         futures = deque()
-        for item, logits in stitched:
-            futures.append(pool.submit(_call, item, logits, model.stride, beam_width))
+        for item, outputs in stitched:
+            futures.append(pool.submit(_call, item, outputs, model, beam_width))
             while futures and (futures[0].done() or len(futures) > 2 * workers):
                 yield futures.popleft().result()
         while futures:
@@ -143,7 +145,7 @@ def background(items: Iterable, depth: int) -> Iterator:
         yield item
 
 
-def stitched_logits(
+def stitched_outputs(
     reads: Iterable[Read],
     model: keras.Model,
     batch_size: int | None = None,
@@ -153,7 +155,8 @@ def stitched_logits(
     workers: int = 1,
     timing: dict | None = None,
 ) -> Iterator[tuple[_InFlight, np.ndarray]]:
-    """Per read, in input order: its record and the model's stitched logits (frames, 5).
+    """Per read, in input order: its record and the model's stitched decoder input (frames, 5):
+    CTC logits or a CRF's path and posteriors (see :meth:`Basecaller.decoder_input`).
     ``batch_size`` defaults to :data:`BATCH_SIZE`, ``chunk_size`` and ``overlap`` to the model's."""
     meta = model.metadata
     size = chunk_size or meta["chunk_size"]
@@ -218,15 +221,15 @@ def prepare_read(read: Read, method: str, size: int, overlap: int, stride: int, 
     return _InFlight(read, trimmed, len(signal), shift, scale, starts), windows
 
 
-def _call(item: _InFlight, logits: np.ndarray, stride: int, beam_width: int) -> Call:
-    sequence, qualities, moves = decode(logits, beam_width)
+def _call(item: _InFlight, outputs: np.ndarray, model: keras.Model, beam_width: int) -> Call:
+    sequence, qualities, moves = decode(outputs, beam_width, model.decoder)
     read = item.read
     return Call(
         read_id=read.read_id,
         sequence=sequence,
         qualities=qualities,
         moves=moves,
-        stride=stride,
+        stride=model.stride,
         num_samples=read.num_samples,
         trimmed_samples=item.trimmed,
         channel=read.channel,

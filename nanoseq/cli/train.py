@@ -45,6 +45,12 @@ def train():
     help="Output frames per RNN step (output stride = convolution stride / this) "
     "[default: 1, or --init's].",
 )
+@click.option(
+    "--decoder",
+    type=click.Choice(["ctc", "crf"]),
+    help="Head: CTC, or a CRF over the last three bases (bonito's CTC-CRF); with --init, "
+    "another than its own trains a new head on its layers [default: ctc, or --init's].",
+)
 @options.max_minutes
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT/checkpoint.keras.")
 @options.strategy

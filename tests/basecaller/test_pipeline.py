@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from nanoseq.basecaller.model import Basecaller
-from nanoseq.basecaller.pipeline import Runner, basecall, stitched_logits
+from nanoseq.basecaller.pipeline import Runner, basecall, stitched_outputs
 from nanoseq.errors import InputError
 from nanoseq.signal.readers import read_signal
 
@@ -26,12 +26,12 @@ def reads(sample_dir):
 
 def test_stitched_windows_equal_one_pass_over_the_read(conv_model, reads):
     windowed = list(
-        stitched_logits(reads, conv_model, batch_size=8, chunk_size=1200, overlap=240, trim=False)
+        stitched_outputs(reads, conv_model, batch_size=8, chunk_size=1200, overlap=240, trim=False)
     )
     # one window exactly the read's (stride-padded) length: the same edges as the last window
     whole = [
         next(
-            stitched_logits(
+            stitched_outputs(
                 [read],
                 conv_model,
                 batch_size=1,

@@ -84,6 +84,9 @@ def test_feasible_counts_repeats():
     lengths = np.array([3, 4, 2])
     assert feasible(refs, lengths, frames=4).tolist() == [False, True, True]
     assert feasible(refs, lengths, frames=5).tolist() == [True, True, True]
+    # a CRF starts in the state of three labels and moves once a frame for the rest
+    assert feasible(refs, lengths, frames=0, decoder="crf").tolist() == [True, False, False]
+    assert feasible(refs, lengths, frames=1, decoder="crf").tolist() == [True, True, False]
 
 
 def test_mirrored_strategy_trains_on_one_host(lam, tmp_path):
