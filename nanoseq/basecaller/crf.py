@@ -17,8 +17,9 @@ is ``keras.ops``, so it runs inside a compiled model on any backend.
 
 from __future__ import annotations
 
+import math
+
 import keras
-import numpy as np
 from keras import ops
 
 N_BASE = 4
@@ -27,17 +28,17 @@ N_STATES = N_BASE**STATE_LEN
 SCORES = N_STATES * N_BASE  # head outputs per frame
 SCALE, STAY = 5.0, 2.0  # move scores are SCALE * tanh(head); staying scores STAY
 NEG = -1e30
+QUARTER = N_STATES // N_BASE  # a state s = 4 m + c: m its two oldest bases, c its newest
 
-# PREDECESSORS[s, k]: the state a move emitting s's newest base leaves when its oldest base is k
-PREDECESSORS = (
-    np.arange(N_BASE)[None, :] * N_BASE ** (STATE_LEN - 1)
-    + (np.arange(N_STATES) // N_BASE)[:, None]
-)
+
+def predecessor(state, k):
+    """The state a move into ``state`` leaves when that state's oldest base was ``k``."""
+    return k * QUARTER + state // N_BASE
 
 
 def move_scores(head):
     """Head output ``(batch, frames, 64 * 4)`` -> move scores ``(batch, frames, 64, 4)``:
-    ``[b, t, s, k]`` scores entering state ``s`` at frame ``t`` from ``PREDECESSORS[s, k]``."""
+    ``[b, t, s, k]`` scores entering state ``s`` at frame ``t`` from ``predecessor(s, k)``."""
     shape = ops.shape(head)
     return SCALE * ops.tanh(ops.reshape(head, (shape[0], shape[1], N_STATES, N_BASE)))
 
@@ -46,13 +47,31 @@ def _time_major(x):
     return ops.moveaxis(x, 1, 0)
 
 
+def _entering(alpha):
+    """``alpha`` ``(batch, 64)`` at each state's predecessors ``(batch, 64, 4)``: ``[s, k]`` is
+    ``alpha[predecessor(s, k)]`` (a reshape, not a gather: gathers are slow on XLA CPUs)."""
+    by_oldest = ops.transpose(ops.reshape(alpha, (-1, N_BASE, QUARTER)), (0, 2, 1))  # [m, k]
+    spread = ops.broadcast_to(
+        by_oldest[:, :, None, :], (ops.shape(alpha)[0], QUARTER, N_BASE, N_BASE)
+    )
+    return ops.reshape(spread, (-1, N_STATES, N_BASE))  # s = 4 m + c
+
+
+def _onward(beta, weights):
+    """For each state ``p`` and base ``c``: the weight (exp score) of moving from ``p``
+    emitting ``c`` times ``beta`` of the state entered, ``(batch, 64, 4)``."""
+    by_entered = ops.reshape(weights, (-1, QUARTER, N_BASE, N_BASE))  # [m, c, k]
+    leaving = ops.transpose(by_entered, (0, 3, 1, 2))  # [k, m, c]: p = 16 k + m
+    return ops.reshape(
+        leaving * ops.reshape(beta, (-1, 1, QUARTER, N_BASE)), (-1, N_STATES, N_BASE)
+    )
+
+
 def log_partition(moves):
     """log Z: every path's score summed, from any starting state. ``moves`` as move_scores."""
 
     def step(alpha, frame):  # alpha (batch, states); frame (batch, states, 4)
-        entering = ops.take(alpha, PREDECESSORS.reshape(-1), axis=1)
-        entering = ops.reshape(entering, (-1, N_STATES, N_BASE)) + frame
-        both = ops.concatenate([(alpha + STAY)[..., None], entering], axis=-1)
+        both = ops.concatenate([(alpha + STAY)[..., None], _entering(alpha) + frame], axis=-1)
         alpha = ops.logsumexp(both, axis=-1)
         return alpha, alpha
 
@@ -129,73 +148,54 @@ def _scan(step, init, xs, reverse=False):
     return carry, tf.nest.pack_sequence_as(probe, [o.stack() for o in outputs])
 
 
-# SUCCESSORS[p, c]: the state a move from p emitting base c enters (p's oldest base is dropped)
-SUCCESSORS = (np.arange(N_STATES)[:, None] * N_BASE + np.arange(N_BASE)[None, :]) % N_STATES
-OLDEST = np.arange(N_STATES) // N_BASE ** (STATE_LEN - 1)  # each state's oldest base
-
-
 def path_and_posteriors(head, stay: float = STAY):
     """What decoding a batch of head outputs takes, per frame ``(batch, frames, 5)`` float32:
     column 0 the best path with staying scored ``stay`` (0 stay, else the code 1..4 of the base
-    its move emits), columns 1..4 the posterior probability of a move emitting A, C, G, T."""
-    moves = _time_major(move_scores(ops.cast(head, "float32")))
-    path = ops.cast(best_path(moves, stay), "float32")
-    return ops.concatenate([path[..., None], move_posteriors(moves)], axis=-1)
+    its move emits), columns 1..4 the posterior probability of a move emitting A, C, G, T.
+    One scan forward (Viterbi's, and the forward sums), one back (the path's trace, and the
+    backward sums). The sums run in probabilities scaled to 1 each frame, not logarithms:
+    only products and sums, the dearer exp and log once a frame. Each step reads its frame of
+    ``head`` itself: no second, time-major copy of the scores (half a GB at 384 windows)."""
+    head = ops.cast(head, "float32")
+    batch, frames = ops.shape(head)[0], ops.shape(head)[1]
+    kept = math.exp(STAY)
 
+    def scores(t):
+        frame = ops.slice(head, (0, t, 0), (batch, 1, SCORES))
+        return SCALE * ops.tanh(ops.reshape(frame, (batch, N_STATES, N_BASE)))
 
-def best_path(moves, stay: float = STAY):
-    """Viterbi's best path, in the graph, of time-major move scores ``(frames, batch, 64, 4)``
-    and staying scored ``stay``: per frame 0 (stay) or the code 1..4 of the base its move emits
-    ``(batch, frames)`` int32."""
+    def forward(carry, t):
+        frame = scores(t)
+        best, alpha = carry
+        choices = ops.concatenate([(best + stay)[..., None], _entering(best) + frame], axis=-1)
+        choice = ops.cast(ops.argmax(choices, axis=-1), "int8")  # 0 stay, 1 + k moved from k
+        after = alpha * kept + ops.sum(_entering(alpha) * ops.exp(frame), axis=-1)
+        after = after / ops.sum(after, axis=-1, keepdims=True)
+        return (ops.max(choices, axis=-1), after), (choice, alpha)
 
-    def forward(score, frame):
-        entering = ops.reshape(ops.take(score, PREDECESSORS.reshape(-1), axis=1), ops.shape(frame))
-        both = ops.concatenate([(score + stay)[..., None], entering + frame], axis=-1)
-        return ops.max(both, axis=-1), ops.cast(ops.argmax(both, axis=-1), "int32")
+    start = ops.zeros((batch, N_STATES))
+    uniform = ops.full((batch, N_STATES), 1.0 / N_STATES)
+    steps = ops.arange(frames, dtype="int32")
+    (best, _), (choices, before) = _scan(forward, (start, uniform), steps)
 
-    batch = ops.shape(moves)[1]
-    score, back = _scan(forward, ops.zeros((batch, N_STATES)), moves)
-    predecessors = ops.convert_to_tensor(PREDECESSORS.reshape(-1), "int32")
-
-    def backward(state, choices):  # choices (batch, states): 0 stay, 1 + k moved from pred k
-        choice = ops.take_along_axis(choices, state[:, None], axis=1)[:, 0]
+    def backward(carry, inputs):  # state: the path's after this frame; beta: the sums'
+        state, beta = carry
+        t, choice, alpha = inputs
+        frame = scores(t)
+        choice = ops.take_along_axis(ops.cast(choice, "int32"), state[:, None], axis=1)[:, 0]
         moved = choice > 0
         code = ops.where(moved, 1 + state % N_BASE, 0)
-        before = ops.take(predecessors, state * N_BASE + ops.maximum(choice - 1, 0))
-        return ops.where(moved, before, state), code
+        state = ops.where(moved, predecessor(state, choice - 1), state)
+        weights = ops.exp(frame)
+        mass = ops.sum(_entering(alpha) * weights, axis=-1) * beta  # (batch, states)
+        stays = ops.sum(alpha * beta, axis=-1, keepdims=True) * kept
+        posterior = ops.sum(ops.reshape(mass, (-1, QUARTER, N_BASE)), axis=1)
+        posterior = posterior / (ops.sum(mass, axis=-1, keepdims=True) + stays)
+        beta = beta * kept + ops.sum(_onward(beta, weights), axis=-1)
+        beta = beta / ops.sum(beta, axis=-1, keepdims=True)
+        return (state, beta), (code, posterior)
 
-    _, codes = _scan(backward, ops.cast(ops.argmax(score, axis=-1), "int32"), back, reverse=True)
-    return ops.transpose(codes)
-
-
-def move_posteriors(moves):
-    """Forward-backward in the graph over time-major move scores ``(frames, batch, 64, 4)``:
-    per frame the posterior probability of a move emitting each base ``(batch, frames, 4)``."""
-
-    def forward(alpha, frame):
-        entering = ops.reshape(ops.take(alpha, PREDECESSORS.reshape(-1), axis=1), ops.shape(frame))
-        both = ops.concatenate([(alpha + STAY)[..., None], entering + frame], axis=-1)
-        return ops.logsumexp(both, axis=-1), alpha  # the state before each frame
-
-    batch = ops.shape(moves)[1]
-    alpha, before = _scan(forward, ops.zeros((batch, N_STATES)), moves)
-    log_z = ops.logsumexp(alpha, axis=-1)[:, None]
-    into = (SUCCESSORS * N_BASE + OLDEST[:, None]).reshape(-1)  # p's moves in move-score order
-    by_base = np.eye(N_BASE, dtype=np.float32)[np.arange(N_STATES) % N_BASE]  # (states, 4)
-
-    def backward(beta, inputs):  # beta: the states after the frame
-        frame, alpha = inputs
-        entering = ops.reshape(ops.take(alpha, PREDECESSORS.reshape(-1), axis=1), ops.shape(frame))
-        mass = ops.exp(entering + frame + beta[..., None] - log_z[..., None])  # (batch, s, k)
-        posterior = ops.matmul(ops.sum(mass, axis=-1), by_base)
-        leaving = ops.reshape(
-            ops.take(ops.reshape(frame, (batch, -1)), into, axis=1), (batch, N_STATES, N_BASE)
-        )
-        onward = leaving + ops.reshape(
-            ops.take(beta, SUCCESSORS.reshape(-1), axis=1), (batch, N_STATES, N_BASE)
-        )
-        beta = ops.logsumexp(ops.concatenate([(beta + STAY)[..., None], onward], axis=-1), axis=-1)
-        return beta, posterior
-
-    _, posteriors = _scan(backward, ops.zeros((batch, N_STATES)), (moves, before), reverse=True)
-    return ops.moveaxis(posteriors, 0, 1)
+    end = (ops.cast(ops.argmax(best, axis=-1), "int32"), uniform)
+    _, (codes, posteriors) = _scan(backward, end, (steps, choices, before), reverse=True)
+    path = ops.cast(ops.transpose(codes), "float32")
+    return ops.concatenate([path[..., None], ops.moveaxis(posteriors, 0, 1)], axis=-1)
