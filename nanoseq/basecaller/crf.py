@@ -156,16 +156,11 @@ def path_and_posteriors(head, stay: float = STAY):
     backward sums). The sums run in probabilities scaled to 1 each frame, not logarithms:
     only products and sums, the dearer exp and log once a frame. Each step reads its frame of
     ``head`` itself: no second, time-major copy of the scores (half a GB at 384 windows)."""
-    head = ops.cast(head, "float32")
-    batch, frames = ops.shape(head)[0], ops.shape(head)[1]
+    moves = _time_major(move_scores(ops.cast(head, "float32")))
+    batch = ops.shape(moves)[1]
     kept = math.exp(STAY)
 
-    def scores(t):
-        frame = ops.slice(head, (0, t, 0), (batch, 1, SCORES))
-        return SCALE * ops.tanh(ops.reshape(frame, (batch, N_STATES, N_BASE)))
-
-    def forward(carry, t):
-        frame = scores(t)
+    def forward(carry, frame):
         best, alpha = carry
         choices = ops.concatenate([(best + stay)[..., None], _entering(best) + frame], axis=-1)
         choice = ops.cast(ops.argmax(choices, axis=-1), "int8")  # 0 stay, 1 + k moved from k
@@ -175,13 +170,11 @@ def path_and_posteriors(head, stay: float = STAY):
 
     start = ops.zeros((batch, N_STATES))
     uniform = ops.full((batch, N_STATES), 1.0 / N_STATES)
-    steps = ops.arange(frames, dtype="int32")
-    (best, _), (choices, before) = _scan(forward, (start, uniform), steps)
+    (best, _), (choices, before) = _scan(forward, (start, uniform), moves)
 
     def backward(carry, inputs):  # state: the path's after this frame; beta: the sums'
         state, beta = carry
-        t, choice, alpha = inputs
-        frame = scores(t)
+        frame, choice, alpha = inputs
         choice = ops.take_along_axis(ops.cast(choice, "int32"), state[:, None], axis=1)[:, 0]
         moved = choice > 0
         code = ops.where(moved, 1 + state % N_BASE, 0)
@@ -196,6 +189,6 @@ def path_and_posteriors(head, stay: float = STAY):
         return (state, beta), (code, posterior)
 
     end = (ops.cast(ops.argmax(best, axis=-1), "int32"), uniform)
-    _, (codes, posteriors) = _scan(backward, end, (steps, choices, before), reverse=True)
+    _, (codes, posteriors) = _scan(backward, end, (moves, choices, before), reverse=True)
     path = ops.cast(ops.transpose(codes), "float32")
     return ops.concatenate([path[..., None], ops.moveaxis(posteriors, 0, 1)], axis=-1)
