@@ -154,8 +154,7 @@ def path_and_posteriors(head, stay: float = STAY):
     its move emits), columns 1..4 the posterior probability of a move emitting A, C, G, T.
     One scan forward (Viterbi's, and the forward sums), one back (the path's trace, and the
     backward sums). The sums run in probabilities scaled to 1 each frame, not logarithms:
-    only products and sums, the dearer exp and log once a frame. Each step reads its frame of
-    ``head`` itself: no second, time-major copy of the scores (half a GB at 384 windows)."""
+    only products and sums, the dearer exp and log once a frame."""
     moves = _time_major(move_scores(ops.cast(head, "float32")))
     batch = ops.shape(moves)[1]
     kept = math.exp(STAY)
