@@ -72,6 +72,9 @@ def basecall_files(
     )
     set_threads(threads)
     net = load_model(model)
+    if beam_width > 1 and net.decoder == "crf":
+        log.warning("a CRF model calls its best path; --beam-width %d does not apply", beam_width)
+        beam_width = 1
 
     counts = {"reads": 0, "bases": 0, "samples": 0, "below_min_qscore": 0}
     rows = []
@@ -103,6 +106,7 @@ def basecall_files(
     seconds = time.monotonic() - start
     metrics = {
         "model": model,
+        "decoder": net.decoder,
         "beam_width": beam_width,
         **counts,
         "resumed_reads": len(writer.done_ids),

@@ -33,10 +33,12 @@ from nanoseq.signal.readers import Read
 log = logging.getLogger(__name__)
 
 # Windows per model call. On 2 CPU cores the recurrent steps run faster the more rows they carry
-# (the bundled model alone: 131 k samples/s at 64 windows, 165 k at 256, 190 k at 384, 215 k at
+# (the CTC model v4 alone: 131 k samples/s at 64 windows, 165 k at 256, 190 k at 384, 215 k at
 # 512), and memory grows by about 2.4 MB a window of 3,600 samples (peak RSS of a whole run
-# 1.1 GB at 64, 1.8 GB at 384, 2.1 GB at 512): 384 is the most that stays under 2 GB.
-BATCH_SIZE = 384
+# 1.1 GB at 64, 1.8 GB at 384, 2.1 GB at 512). A CRF head's scores and scans take more: the
+# model alone 1.85 GB at 320 windows, 1.94 at 352, 2.05 at 384 (v4 with a CRF head): 320 is the
+# most that stays under 2 GB.
+BATCH_SIZE = 320
 
 
 @dataclass

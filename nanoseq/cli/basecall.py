@@ -25,12 +25,17 @@ from nanoseq.models import DEFAULT_BASECALLER
 @click.option(
     "--batch-size",
     type=click.IntRange(1),
-    help="Windows per model call (default: 384, about 1.8 GB at the bundled model's windows;"
-    " about 2.4 MB more a window).",
+    help="Windows per model call (default: 320, about 1.9 GB at the bundled model's windows;"
+    " about 2.7 MB more a window).",
 )
 @click.option("--chunk-size", type=int, help="Window length in samples (default: the model's).")
 @click.option("--overlap", type=int, help="Samples shared by neighbouring windows.")
-@click.option("--beam-width", default=1, show_default=True, help="1 = greedy decoding.")
+@click.option(
+    "--beam-width",
+    default=1,
+    show_default=True,
+    help="CTC models: 1 = greedy decoding. CRF models (the bundled one) take their best path.",
+)
 @click.option("--threads", type=int, help="CPU threads for the model (default: all).")
 @click.option(
     "--workers",

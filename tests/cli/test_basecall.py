@@ -48,10 +48,14 @@ def test_bundled_model_calls_map_to_lambda(sample_dir, tmp_path):
         out,
         "--reference",
         sample_dir / "reads/lambda.fasta",
+        "--beam-width",
+        5,
     )
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "calls.fastq.metrics.json").read_text())
     assert metrics["reads"] == 6
+    # a CRF model calls its best path, whatever the beam width asked for
+    assert metrics["decoder"] == "crf" and metrics["beam_width"] == 1
     assert metrics["alignment"]["mapped_fraction"] == 1.0  # the requirement: they map
     # a regression guard under the preliminary model's 0.840 (v4, see its model card)
     assert metrics["alignment"]["median_identity"] > 0.78
