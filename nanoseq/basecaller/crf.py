@@ -89,8 +89,8 @@ def label_states(labels):
 
 
 def log_label_score(moves, labels):
-    """log of the summed score of every path that emits exactly ``labels`` (after the first
-    ``STATE_LEN - 1``, which fix the starting state)."""
+    """log of the summed score of every path that emits exactly ``labels`` after the first
+    ``STATE_LEN``, which are its starting state."""
     shape = ops.shape(moves)
     batch, frames = shape[0], shape[1]
     states, oldest = label_states(labels)

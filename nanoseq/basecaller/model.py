@@ -123,7 +123,8 @@ class Basecaller(keras.Model):
 
     def upsampled(self, upsample: int) -> Basecaller:
         """This model with a head emitting ``upsample`` frames per recurrent step, each frame a
-        copy of this head's (so it calls the same bases until trained further)."""
+        copy of this head's (a CTC head calls the same bases until trained further; a CRF head
+        may move in every copy, so it must be trained further)."""
         if upsample % self.upsample:
             raise ValueError(f"upsample {upsample} is not a multiple of {self.upsample}")
         ratio = upsample // self.upsample
