@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nanoseq.basecaller.pipeline import basecall
-from nanoseq.basecaller.train import STAYS, accuracy, feasible, train_basecaller
+from nanoseq.basecaller.train import accuracy, feasible, train_basecaller
 from nanoseq.io import read_fasta
 from nanoseq.signal.labels import make_chunks
 from nanoseq.signal.readers import read_signal
@@ -77,23 +77,6 @@ def test_training_resumes_from_checkpoint(trained, lam):
     with open(folder / "training.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["epoch"]) for r in rows] == list(range(9))
-
-
-@pytest.mark.slow
-def test_crf_head_trains_and_its_decoding_is_calibrated(lam, tmp_path):
-    import nanoseq
-
-    reads = simulate_reads(lam, load_pore_model(), 10, 1500, seed=5, region=(0, 30_000))
-    data = make_chunks((labelled(r) for r in reads), size=1200, step=600)
-    model, history = train_basecaller(
-        data, tmp_path, decoder="crf", epochs=4, batch_size=16, learning_rate=5e-3, **TINY
-    )
-    losses, valid = history.history["loss"], history.history["val_loss"]
-    assert model.decoder == "crf"
-    # from scratch a CRF learns slowly at first: about 12 % off the loss in these few steps
-    assert all(np.diff(losses) < 0) and losses[-1] < 0.93 * losses[0] and valid[-1] < valid[0]
-    saved = nanoseq.load_model(str(tmp_path / "model.keras"))
-    assert saved.decoder == "crf" and saved.metadata["crf_stay"] in STAYS
 
 
 def test_feasible_counts_repeats():
