@@ -133,17 +133,24 @@ def test_the_compiled_model_is_reused_and_does_not_keep_the_model_alive(reads):
     assert alive() is None
 
 
-def test_crf_calls_of_windows_equal_one_pass_but_at_seams(conv_model, reads):
-    """Each window's best path is found on its own: away from the seams where windows meet,
-    the stitched paths call what one path through the whole read calls."""
+def test_crf_calls_of_windows_equal_one_pass(conv_model, reads):
+    """Windows' best paths, trimmed and stitched, call what one path through the read calls.
+
+    The head scores a move by the base it emits alone (every state, every predecessor alike),
+    so the best path is each frame's own best choice and a window's path is exact away from its
+    edges, as the convolutions are: what is left to differ is the stitching. (An untrained
+    head's best path depends on scores far away, so windows would differ from one pass.)"""
     import edlib
 
     model = conv_model.with_decoder("crf")
-    model.metadata["crf_stay"] = 0.0  # an untrained head's moves score about 0: let it move
+    head = model.get_layer("logits")
+    kernel, bias = head.get_weights()
+    base = (np.arange(kernel.shape[1]) // 4) % 4  # column s * 4 + k enters s, emits s % 4
+    head.set_weights([4 * kernel[:, :4][:, base], bias[:4][base]])
+    model.metadata["crf_stay"] = 0.0
     windowed = list(basecall(reads, model, batch_size=8, chunk_size=1200, overlap=240))
     for read, call in zip(reads, windowed, strict=True):
         size = -(-read.num_samples // 6) * 6
         (whole,) = basecall([read], model, batch_size=1, chunk_size=size, overlap=0)
-        seams = -(-read.num_samples // 960)
         assert len(call.sequence) > 100 and call.moves.sum() == len(call.sequence)
-        assert edlib.align(call.sequence, whole.sequence)["editDistance"] <= 2 * seams
+        assert edlib.align(call.sequence, whole.sequence)["editDistance"] <= 2
