@@ -319,7 +319,7 @@ def test_simulate_random_genome_chunks_then_train_from_the_bundled_model(sample_
     )
     assert result.exit_code == 0
     assert np.load(sim / "references.npy").max() == 4 and len(np.load(sim / "chunks.npy")) >= 8
-    args = ["--init", "dna_r941_lambda", "--upsample", 2, "--lr", 1e-12, "--epochs", 1]
+    args = ["--init", "dna_r941_lambda", "--lr", 1e-12, "--epochs", 1]
     result = invoke("train", "basecaller", real, sim, "--valid", real, "-o", out, *args)
     assert result.exit_code == 0
     with open(out / "training.csv") as handle:
