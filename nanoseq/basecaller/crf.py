@@ -148,13 +148,15 @@ def _scan(step, init, xs, reverse=False):
     return carry, tf.nest.pack_sequence_as(probe, [o.stack() for o in outputs])
 
 
-def path_and_posteriors(head, stay: float = STAY):
+def path_and_posteriors(head, stay: float = STAY, width: int = 1):
     """What decoding a batch of head outputs takes, per frame ``(batch, frames, 5)`` float32:
-    column 0 the best path with staying scored ``stay`` (0 stay, else the code 1..4 of the base
-    its move emits), columns 1..4 the posterior probability of a move emitting A, C, G, T.
-    One scan forward (Viterbi's, and the forward sums), one back (the path's trace, and the
-    backward sums). The sums run in probabilities scaled to 1 each frame, not logarithms:
-    only products and sums, the dearer exp and log once a frame."""
+    column 0 the called path (0 stay, else the code 1..4 of the base its move emits), columns
+    1..4 the posterior probability of a move emitting A, C, G, T. The path is the best one with
+    staying scored ``stay``, or with ``width`` > 1 that of a beam search (see :class:`Beam`)
+    back from its final state. One scan forward (Viterbi's, and the forward sums), one back (the
+    path's trace or the beam, and the backward sums), and for a beam its trace. The sums run in
+    probabilities scaled to 1 each frame, not logarithms: only products and sums, the dearer exp
+    and log once a frame."""
     moves = _time_major(move_scores(ops.cast(head, "float32")))
     batch = ops.shape(moves)[1]
     kept = math.exp(STAY)
@@ -170,14 +172,19 @@ def path_and_posteriors(head, stay: float = STAY):
     start = ops.zeros((batch, N_STATES))
     uniform = ops.full((batch, N_STATES), 1.0 / N_STATES)
     (best, _), (choices, before) = _scan(forward, (start, uniform), moves)
+    end = ops.cast(ops.argmax(best, axis=-1), "int32")
+    beam = Beam(width) if width > 1 else None
 
-    def backward(carry, inputs):  # state: the path's after this frame; beta: the sums'
-        state, beta = carry
+    def backward(carry, inputs):  # the path's state after this frame (or the beam); beta
+        path, beta = carry
         frame, choice, alpha = inputs
-        choice = ops.take_along_axis(ops.cast(choice, "int32"), state[:, None], axis=1)[:, 0]
-        moved = choice > 0
-        code = ops.where(moved, 1 + state % N_BASE, 0)
-        state = ops.where(moved, predecessor(state, choice - 1), state)
+        if beam:
+            path, step = beam.step(path, frame, alpha)
+        else:
+            choice = ops.take_along_axis(ops.cast(choice, "int32"), path[:, None], axis=1)[:, 0]
+            moved = choice > 0
+            step = ops.where(moved, 1 + path % N_BASE, 0)
+            path = ops.where(moved, predecessor(path, choice - 1), path)
         weights = ops.exp(frame)
         mass = ops.sum(_entering(alpha) * weights, axis=-1) * beta  # (batch, states)
         stays = ops.sum(alpha * beta, axis=-1, keepdims=True) * kept
@@ -185,9 +192,98 @@ def path_and_posteriors(head, stay: float = STAY):
         posterior = posterior / (ops.sum(mass, axis=-1, keepdims=True) + stays)
         beta = beta * kept + ops.sum(_onward(beta, weights), axis=-1)
         beta = beta / ops.sum(beta, axis=-1, keepdims=True)
-        return (state, beta), (code, posterior)
+        return (path, beta), (step, posterior)
 
-    end = (ops.cast(ops.argmax(best, axis=-1), "int32"), uniform)
-    _, (codes, posteriors) = _scan(backward, end, (moves, choices, before), reverse=True)
+    (path, _), (steps, posteriors) = _scan(
+        backward, (beam.start(end) if beam else end, uniform), (moves, choices, before), True
+    )
+    codes = beam.trace(path, steps) if beam else steps
     path = ops.cast(ops.transpose(codes), "float32")
     return ops.concatenate([path[..., None], ops.moveaxis(posteriors, 0, 1)], axis=-1)
+
+
+HASH = 2**28 - 57  # sequences are told apart by their state and a hash of their bases
+
+
+class Beam:
+    """Beam search for the most probable sequence: every path that emits it summed, staying
+    scored ``STAY`` as in training. A beam of ``width`` sequences grows from the last frame
+    back, each ranked by its score times the forward sum of the state it has reached: in a CRF,
+    scores are not probabilities frame by frame, so sequences in different states compare only
+    with what lies before them. A sequence is known by its state (its first three bases) and a
+    hash of the bases after them; one that a move makes and that the beam already holds (which
+    then stays) is summed into it. Its path is the one that contributes most to it."""
+
+    def __init__(self, width: int):
+        self.width = width
+
+    def start(self, end):
+        """The beam before the last frame: one sequence, the state ``end`` ``(batch,)``."""
+        slots = ops.arange(self.width, dtype="int32")[None, :]
+        return (
+            ops.where(slots == 0, 0.0, NEG) + ops.zeros_like(end, "float32")[:, None],
+            ops.cast(end, "int32")[:, None] + 0 * slots,
+            ops.cast(slots == 0, "int32") + 0 * ops.cast(end, "int32")[:, None],
+        )
+
+    def step(self, beam, frame, alpha):
+        """The beam before a frame, from the beam after it, the frame's move scores ``(batch,
+        64, 4)`` and the forward sums before it ``(batch, 64)``; and per sequence the slot it
+        came from and the code of this frame (0 stay, else the base its move emits)."""
+        score, state, key = beam  # (batch, width) each
+        batch, width = ops.shape(score)[0], self.width
+        slots = ops.broadcast_to(ops.arange(width, dtype="int32")[None, :], (batch, width))
+        bases = ops.arange(N_BASE, dtype="int32")[None, None, :]
+        left = bases * QUARTER + state[..., None] // N_BASE  # the state a move left, by base
+        index = ops.reshape(state[..., None] * N_BASE + bases, (batch, -1))
+        moved = score[..., None] + ops.reshape(
+            ops.take_along_axis(ops.reshape(frame, (batch, SCORES)), index, axis=1),
+            (batch, width, N_BASE),
+        )
+        moved_key = (key[..., None] * 5 + bases + 1) % HASH
+        same = (moved_key[..., None] == key[:, None, None, :]) & (
+            left[..., None] == state[:, None, None, :]
+        )  # [b, a, k, w]: sequence a with base k before it is sequence w
+        joining = ops.reshape(ops.where(same, moved[..., None], NEG), (batch, -1, width))
+        joined = ops.max(joining, axis=1)
+        source = ops.cast(ops.argmax(joining, axis=1), "int32") // N_BASE
+        stayed = score + STAY
+        by_move = joined > stayed
+        emitted = ops.take_along_axis(state, source, axis=1) % N_BASE + 1
+        candidates = (  # score, state, key, slot it came from, code of this frame
+            ops.concatenate(
+                [
+                    ops.logaddexp(stayed, joined),
+                    ops.reshape(ops.where(ops.any(same, axis=-1), NEG, moved), (batch, -1)),
+                ],
+                axis=1,
+            ),
+            ops.concatenate([state, ops.reshape(left, (batch, -1))], axis=1),
+            ops.concatenate([key, ops.reshape(moved_key, (batch, -1))], axis=1),
+            ops.concatenate(
+                [ops.where(by_move, source, slots), ops.repeat(slots, N_BASE, axis=1)], axis=1
+            ),
+            ops.concatenate(
+                [ops.where(by_move, emitted, 0), ops.repeat(state % N_BASE + 1, N_BASE, axis=1)],
+                axis=1,
+            ),
+        )
+        reached = ops.take_along_axis(alpha, candidates[1], axis=1)
+        _, top = ops.top_k(candidates[0] + ops.log(reached + 1e-30), width)
+        score, state, key, parent, code = (ops.take_along_axis(c, top, axis=1) for c in candidates)
+        score = score - ops.max(score, axis=1, keepdims=True)
+        return (score, state, key), ops.cast(ops.stack([parent, code]), "int8")
+
+    def trace(self, beam, steps):
+        """The codes ``(frames, batch)`` of the best sequence's path, from the beam before the
+        first frame and every frame's steps ``(frames, 2, batch, width)``."""
+
+        def follow(slot, step):
+            parent, code = (
+                ops.take_along_axis(ops.cast(x, "int32"), slot[:, None], axis=1)[:, 0]
+                for x in (step[0], step[1])
+            )
+            return parent, code
+
+        best = ops.cast(ops.argmax(beam[0], axis=1), "int32")
+        return _scan(follow, best, steps)[1]

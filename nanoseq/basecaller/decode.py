@@ -1,5 +1,6 @@
-"""Decode on the host: CTC logits by greedy or beam search; a CRF model's best path (found in the
-graph, see :mod:`nanoseq.basecaller.crf`); per-base qualities and move tables.
+"""Decode on the host: CTC logits by greedy or beam search; a CRF model's path (its best path or
+its beam search's, found in the graph, see :mod:`nanoseq.basecaller.crf`); per-base qualities
+and move tables.
 
 Every decoder returns ``(sequence, qualities, moves)``: the called bases, their phred scores
 (uint8) and a per-frame uint8 move table with a 1 at the frame where each base is emitted.
@@ -67,7 +68,7 @@ def crf_path(frames: np.ndarray):
 
 def decode(outputs: np.ndarray, width: int = 1, decoder: str = "ctc"):
     """A read's decoder input (stitched) -> ``(sequence, qualities, moves)``. CTC: greedy for
-    ``width`` 1, beam search otherwise; CRF: its best path (``width`` does not apply)."""
+    ``width`` 1, beam search otherwise; CRF: the path found in the graph (at its width)."""
     if decoder == "crf":
         return crf_path(outputs)
     return beam_search(outputs, width) if width > 1 else greedy(outputs)

@@ -48,7 +48,7 @@ def basecall_files(
     batch_size: int | None = None,
     chunk_size: int | None = None,
     overlap: int | None = None,
-    beam_width: int = 1,
+    beam_width: int = 5,
     threads: int | None = None,
     max_reads: int | None = None,
     read_ids: str | None = None,
@@ -72,9 +72,6 @@ def basecall_files(
     )
     set_threads(threads)
     net = load_model(model)
-    if beam_width > 1 and net.decoder == "crf":
-        log.warning("a CRF model calls its best path; --beam-width %d does not apply", beam_width)
-        beam_width = 1
 
     counts = {"reads": 0, "bases": 0, "samples": 0, "below_min_qscore": 0}
     rows = []

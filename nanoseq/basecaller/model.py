@@ -153,13 +153,15 @@ class Basecaller(keras.Model):
                 model.get_layer(layer.name).set_weights(weights)
         return model
 
-    def decoder_input(self, windows):
+    def decoder_input(self, windows, width: int = 1):
         """What host decoding takes per frame, for a batch of windows (in the graph): the CTC
-        logits, or the CRF's best path and move posteriors (see :func:`crf.path_and_posteriors`;
-        the path's stay score is ``metadata["crf_stay"]``, calibrated after training)."""
+        logits, or the CRF's called path and move posteriors (see
+        :func:`crf.path_and_posteriors`: its best path with the stay score
+        ``metadata["crf_stay"]``, calibrated after training, or a beam search of ``width``)."""
         scores = self(windows, training=False)
         if self.decoder == "crf":
-            return crf.path_and_posteriors(scores, self.metadata.get("crf_stay", crf.STAY))
+            stay = self.metadata.get("crf_stay", crf.STAY)
+            return crf.path_and_posteriors(scores, stay, width)
         return scores
 
 

@@ -62,8 +62,12 @@ class Runner:
     padded only up to the smallest of ``batch_size``, its half, quarter or eighth that holds
     it, so that a short run does not pay for a whole batch and at most four shapes compile."""
 
-    def __init__(self, model: keras.Model, batch_size: int, chunk_size: int, timing=None):
+    def __init__(
+        self, model: keras.Model, batch_size: int, chunk_size: int, timing=None, width: int = 1
+    ):
         self.batch_size, self.chunk_size = batch_size, chunk_size
+        # a CRF's beam search runs in the graph (one compilation a width); CTC's on the host
+        self.width = width if model.decoder == "crf" else 1
         # compiled with XLA once per model (3-4 s on 2 CPU cores), reused by later runs
         self.forward = compiled_for(model, _inference, xla=True)
         self.timing = timing if timing is not None else {}
@@ -84,13 +88,13 @@ class Runner:
         batch = np.zeros((self.padded_size(n), self.chunk_size, 1), dtype=np.float32)
         batch[:n, :, 0] = windows
         start = time.perf_counter()
-        outputs = keras.ops.convert_to_numpy(self.forward(batch))[:n]
+        outputs = keras.ops.convert_to_numpy(self.forward(batch, self.width))[:n]
         self.timing["model_seconds"] += time.perf_counter() - start
         return outputs
 
 
-def _inference(model: keras.Model, x):
-    return model.decoder_input(x)
+def _inference(model: keras.Model, x, width: int):
+    return model.decoder_input(x, width)
 
 
 def basecall(
@@ -106,7 +110,7 @@ def basecall(
 ) -> Iterator[Call]:
     """Yield one :class:`Call` per read, in input order."""
     stitched = stitched_outputs(
-        reads, model, batch_size, chunk_size, overlap, trim, workers, timing
+        reads, model, batch_size, chunk_size, overlap, trim, workers, timing, beam_width
     )
     if workers <= 1:
         for item, outputs in stitched:
@@ -156,15 +160,17 @@ def stitched_outputs(
     trim: bool = True,
     workers: int = 1,
     timing: dict | None = None,
+    beam_width: int = 1,
 ) -> Iterator[tuple[_InFlight, np.ndarray]]:
     """Per read, in input order: its record and the model's stitched decoder input (frames, 5):
-    CTC logits or a CRF's path and posteriors (see :meth:`Basecaller.decoder_input`).
+    CTC logits or a CRF's path (found by a beam of ``beam_width``) and posteriors (see
+    :meth:`Basecaller.decoder_input`).
     ``batch_size`` defaults to :data:`BATCH_SIZE`, ``chunk_size`` and ``overlap`` to the model's."""
     meta = model.metadata
     size = chunk_size or meta["chunk_size"]
     overlap = meta["overlap"] if overlap is None else overlap
     stride = model.stride
-    runner = Runner(model, batch_size or BATCH_SIZE, size, timing)
+    runner = Runner(model, batch_size or BATCH_SIZE, size, timing, beam_width)
     pending: deque[_InFlight] = deque()
     queue: list[tuple[_InFlight, np.ndarray]] = []
     warned: set[float] = set()

@@ -32,9 +32,10 @@ from nanoseq.models import DEFAULT_BASECALLER
 @click.option("--overlap", type=int, help="Samples shared by neighbouring windows.")
 @click.option(
     "--beam-width",
-    default=1,
+    default=5,
     show_default=True,
-    help="CTC models: 1 = greedy decoding. CRF models (the bundled one) take their best path.",
+    type=click.IntRange(1),
+    help="Beam search width; 1 = greedy (a CRF model, as the bundled one: its best path).",
 )
 @click.option("--threads", type=int, help="CPU threads for the model (default: all).")
 @click.option(

@@ -83,6 +83,41 @@ def test_best_path_and_posteriors_are_those_of_every_path(paths):
         np.testing.assert_allclose(out[row, :, 1:], expected, atol=1e-5)
 
 
+def test_beam_search_finds_the_most_probable_sequence():
+    """Against every path of four frames: with weak moves (staying competes), the sequence whose
+    paths sum highest, of those ending where the best path ends, is not always the best path's;
+    a beam wide enough to hold every sequence finds it, and calls its likeliest path."""
+    frames, rows = 4, 4
+    head = np.random.default_rng(2).normal(size=(rows, frames, crf.SCORES)) * 0.3 + 0.3
+    moves = keras.ops.convert_to_numpy(crf.move_scores(head.astype("float32")))
+    viterbi = keras.ops.convert_to_numpy(crf.path_and_posteriors(head))[..., 0]
+    called = keras.ops.convert_to_numpy(crf.path_and_posteriors(head, width=400))[..., 0]
+    differ = 0
+    for row in range(rows):
+        paths = []  # score, actions, end state, bases (the start state's three, then each move's)
+        for start in range(crf.N_STATES):
+            for actions in itertools.product(range(5), repeat=frames):
+                state, score, bases = start, 0.0, [start // 16, start // 4 % 4, start % 4]
+                for t, action in enumerate(actions):
+                    if action == 0:
+                        score += crf.STAY
+                    else:
+                        new = (state * 4 + action - 1) % crf.N_STATES
+                        score, state = score + moves[row, t, new, state // 16], new
+                        bases.append(action)
+                paths.append((score, actions, state, tuple(bases)))
+        best = max(paths)
+        assert tuple(viterbi[row]) == best[1]
+        sequences: dict = {}
+        for score, actions, end, bases in paths:
+            if end == best[2]:
+                sequences.setdefault(bases, []).append((score, actions))
+        likeliest = max(sequences.values(), key=lambda p: logsumexp([s for s, _ in p]))
+        assert tuple(called[row]) == max(likeliest)[1]
+        differ += max(likeliest)[1] != best[1]
+    assert differ > 0  # (2 of the 4 rows here)
+
+
 def test_a_lower_stay_score_moves_more():
     head = np.random.default_rng(1).normal(size=(4, 200, crf.SCORES)).astype("float32")
     count = [
@@ -103,7 +138,7 @@ def test_decoding_the_path_emits_a_base_at_each_move():
     assert moves.tolist() == [0, 1, 0, 1, 1, 0, 0, 1]
     assert qualities[0] == 30 and qualities[1] == qualities[2] == 3
     assert qualities[3] == 10  # 0.9 gathered from the frames nearer it than its neighbours
-    assert decode(frames, 5, "crf")[0] == sequence  # beam width does not apply
+    assert decode(frames, 5, "crf")[0] == sequence  # a CRF's beam search ran in the graph
     assert crf_path(np.zeros((4, 5)))[0] == ""
 
 
