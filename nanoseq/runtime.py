@@ -59,6 +59,17 @@ def compiled(function):
 
 _PER_MODEL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
+# XLA on CPUs schedules for concurrency by default, which sets up every loop's buffers at the
+# start: the basecaller (320 windows a batch) peaks about 110 MB lower scheduled for memory, at
+# the same speed. Read by XLA at its first compilation; a user's own setting wins.
+MEMORY_SCHEDULE = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
+
+
+def _schedule_xla_for_memory() -> None:
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "concurrency_optimized_scheduler" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {MEMORY_SCHEDULE}".strip()
+
 
 def compiled_for(model, call, xla: bool = False):
     """``call(model, *args)`` compiled once per model and ``call`` (a module-level function),
@@ -75,6 +86,7 @@ def compiled_for(model, call, xla: bool = False):
         if xla and keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 
+            _schedule_xla_for_memory()
             calls[call] = tf.function(function, jit_compile=True)
         else:
             calls[call] = compiled(function)

@@ -131,13 +131,12 @@ def _scan(step, init, xs, reverse=False):
 
     flat = tf.nest.flatten(xs)
     n = tf.shape(flat[0])[0]
-    inputs = [tf.TensorArray(x.dtype, size=n).unstack(x) for x in flat]
     _, probe = step(init, tf.nest.pack_sequence_as(xs, [x[0] for x in flat]))
     outputs = [tf.TensorArray(y.dtype, size=n) for y in tf.nest.flatten(probe)]
 
     def body(i, carry, outputs):
-        t = n - 1 - i if reverse else i
-        carry, ys = step(carry, tf.nest.pack_sequence_as(xs, [x.read(t) for x in inputs]))
+        t = n - 1 - i if reverse else i  # inputs sliced where they are, not copied
+        carry, ys = step(carry, tf.nest.pack_sequence_as(xs, [x[t] for x in flat]))
         return (
             i + 1,
             carry,
