@@ -218,11 +218,12 @@ class Beam:
 
     def start(self, end):
         """The beam before the last frame: one sequence, the state ``end`` ``(batch,)``."""
-        slots = ops.arange(self.width, dtype="int32")[None, :]
+        shape = (ops.shape(end)[0], self.width)
+        first = ops.broadcast_to(ops.arange(self.width)[None, :] == 0, shape)
         return (
-            ops.where(slots == 0, 0.0, NEG) + ops.zeros_like(end, "float32")[:, None],
-            ops.cast(end, "int32")[:, None] + 0 * slots,
-            ops.cast(slots == 0, "int32") + 0 * ops.cast(end, "int32")[:, None],
+            ops.where(first, 0.0, NEG),
+            ops.broadcast_to(ops.cast(end, "int32")[:, None], shape),
+            ops.cast(first, "int32"),  # the hash of no bases
         )
 
     def step(self, beam, frame, alpha):
@@ -271,18 +272,15 @@ class Beam:
         _, top = ops.top_k(candidates[0] + ops.log(reached + 1e-30), width)
         score, state, key, parent, code = (ops.take_along_axis(c, top, axis=1) for c in candidates)
         score = score - ops.max(score, axis=1, keepdims=True)
-        return (score, state, key), ops.cast(ops.stack([parent, code]), "int8")
+        return (score, state, key), ops.stack([parent, code])
 
     def trace(self, beam, steps):
         """The codes ``(frames, batch)`` of the best sequence's path, from the beam before the
         first frame and every frame's steps ``(frames, 2, batch, width)``."""
 
         def follow(slot, step):
-            parent, code = (
-                ops.take_along_axis(ops.cast(x, "int32"), slot[:, None], axis=1)[:, 0]
-                for x in (step[0], step[1])
-            )
-            return parent, code
+            parent = ops.take_along_axis(step[0], slot[:, None], axis=1)[:, 0]
+            return parent, ops.take_along_axis(step[1], slot[:, None], axis=1)[:, 0]
 
         best = ops.cast(ops.argmax(beam[0], axis=1), "int32")
         return _scan(follow, best, steps)[1]
