@@ -154,3 +154,17 @@ def test_crf_calls_of_windows_equal_one_pass(conv_model, reads):
         (whole,) = basecall([read], model, batch_size=1, chunk_size=size, overlap=0)
         assert len(call.sequence) > 100 and call.moves.sum() == len(call.sequence)
         assert edlib.align(call.sequence, whole.sequence)["editDistance"] <= 2
+
+
+def test_a_crf_model_takes_the_beam_width_into_its_compiled_decoding(conv_model, reads):
+    """The width reaches the graph: the beam's path differs from the best path, the move
+    posteriors (columns 1..4) do not; a CTC model's output does not depend on it."""
+    crf_model = conv_model.with_decoder("crf")
+    options = dict(batch_size=8, chunk_size=1200, overlap=240)
+    best, beam = (
+        [out for _, out in stitched_outputs(reads[:1], crf_model, **options, beam_width=width)]
+        for width in (1, 5)
+    )
+    assert (best[0][:, 0] != beam[0][:, 0]).any()
+    np.testing.assert_allclose(best[0][:, 1:], beam[0][:, 1:], atol=1e-6)
+    assert Runner(conv_model, 8, 1200, width=5).width == 1
