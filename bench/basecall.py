@@ -46,14 +46,20 @@ def peak_rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def streamed(path: str, times: int):
+    """The reads of ``path``, ``times`` over."""
+    from nanoseq.signal.readers import read_signal
+
+    return itertools.chain.from_iterable(read_signal([path]) for _ in range(times))
+
+
 def memory_run(args, model) -> None:
     """Peak RSS of one basecalling run as `nanoseq basecall` makes it (its default beam width),
     after the input once and after it four times over."""
     from nanoseq.basecaller.pipeline import basecall
-    from nanoseq.signal.readers import read_signal
 
     def run(times: int) -> None:
-        stream = itertools.chain.from_iterable(read_signal([args.reads]) for _ in range(times))
+        stream = streamed(args.reads, times)
         for _ in basecall(stream, model, args.batch_size, beam_width=args.beam_width):
             pass
 
@@ -154,9 +160,8 @@ def main() -> None:
     result["model_only_samples_per_s"] = round(samples / model_seconds)
     result["model_share"] = round(model_seconds / result["greedy"]["seconds"], 3)
 
-    repeated = itertools.chain.from_iterable(read_signal([args.reads]) for _ in range(4))
     start = time.perf_counter()
-    for _ in basecall(repeated, model, args.batch_size):
+    for _ in basecall(streamed(args.reads, 4), model, args.batch_size):
         pass
     result["greedy_4x_samples_per_s"] = round(4 * samples / (time.perf_counter() - start))
     result["peak_rss_mb_all_passes"] = round(peak_rss_mb())

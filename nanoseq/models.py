@@ -11,6 +11,7 @@ from nanoseq.errors import InputError, one_line
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_BASECALLER = "dna_r941_lambda"
+DEFAULT_BEAM_WIDTH = 5  # how `nanoseq basecall` decodes: a beam search (1 = greedy)
 DEFAULT_LANGUAGE_MODEL = "char_tinyshakespeare"
 
 

@@ -193,9 +193,8 @@ def path_and_posteriors(head, stay: float = STAY, width: int = 1):
         beta = beta / ops.sum(beta, axis=-1, keepdims=True)
         return (path, beta), (step, posterior)
 
-    (path, _), (steps, posteriors) = _scan(
-        backward, (beam.start(end) if beam else end, uniform), (moves, choices, before), True
-    )
+    init = (beam.start(end) if beam else end, uniform)
+    (path, _), (steps, posteriors) = _scan(backward, init, (moves, choices, before), reverse=True)
     codes = beam.trace(path, steps) if beam else steps
     path = ops.cast(ops.transpose(codes), "float32")
     return ops.concatenate([path[..., None], ops.moveaxis(posteriors, 0, 1)], axis=-1)
@@ -249,7 +248,7 @@ class Beam:
         source = ops.cast(ops.argmax(joining, axis=1), "int32") // N_BASE
         stayed = score + STAY
         by_move = joined > stayed
-        emitted = ops.take_along_axis(state, source, axis=1) % N_BASE + 1
+        newest = state % N_BASE + 1  # the code a move into a sequence's state emits
         candidates = (  # score, state, key, slot it came from, code of this frame
             ops.concatenate(
                 [
@@ -264,7 +263,10 @@ class Beam:
                 [ops.where(by_move, source, slots), ops.repeat(slots, N_BASE, axis=1)], axis=1
             ),
             ops.concatenate(
-                [ops.where(by_move, emitted, 0), ops.repeat(state % N_BASE + 1, N_BASE, axis=1)],
+                [
+                    ops.where(by_move, ops.take_along_axis(newest, source, axis=1), 0),
+                    ops.repeat(newest, N_BASE, axis=1),
+                ],
                 axis=1,
             ),
         )

@@ -17,7 +17,7 @@ from nanoseq.basecaller.pipeline import basecall
 from nanoseq.errors import InputError
 from nanoseq.io import CallsWriter, write_metrics
 from nanoseq.metrics import Aligner, summarise
-from nanoseq.models import load_model
+from nanoseq.models import DEFAULT_BEAM_WIDTH, load_model
 from nanoseq.runtime import set_threads
 from nanoseq.signal.readers import find_signal_files, read_signal
 
@@ -48,7 +48,7 @@ def basecall_files(
     batch_size: int | None = None,
     chunk_size: int | None = None,
     overlap: int | None = None,
-    beam_width: int = 5,
+    beam_width: int = DEFAULT_BEAM_WIDTH,
     threads: int | None = None,
     max_reads: int | None = None,
     read_ids: str | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from nanoseq.models import DEFAULT_BASECALLER
+from nanoseq.models import DEFAULT_BASECALLER, DEFAULT_BEAM_WIDTH
 
 
 @click.command()
@@ -32,7 +32,7 @@ from nanoseq.models import DEFAULT_BASECALLER
 @click.option("--overlap", type=int, help="Samples shared by neighbouring windows.")
 @click.option(
     "--beam-width",
-    default=5,
+    default=DEFAULT_BEAM_WIDTH,
     show_default=True,
     type=click.IntRange(1),
     help="Beam search width; 1 = greedy (a CRF model, as the bundled one: its best path).",

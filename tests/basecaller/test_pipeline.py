@@ -158,7 +158,8 @@ def test_crf_calls_of_windows_equal_one_pass(conv_model, reads):
 
 def test_a_crf_model_takes_the_beam_width_into_its_compiled_decoding(conv_model, reads):
     """The width reaches the graph: the beam's path differs from the best path, the move
-    posteriors (columns 1..4) do not; a CTC model's output does not depend on it."""
+    posteriors (columns 1..4) do not. A CTC model's beam search runs on the host, so its
+    compiled model is called at width 1 whatever the width asked for (no second compilation)."""
     crf_model = conv_model.with_decoder("crf")
     options = dict(batch_size=8, chunk_size=1200, overlap=240)
     best, beam = (
