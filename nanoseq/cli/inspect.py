@@ -17,6 +17,7 @@ COLUMNS = [
     "duration_s",
     "mean_pa",
     "run_id",
+    "chemistry",
     "sequencing_kit",
     "flow_cell_product_code",
 ]
@@ -28,6 +29,7 @@ SUMMARY_COLUMNS = [
     "duration_s",
     "sample_rate",
     "run_id",
+    "chemistry",
     "sequencing_kit",
     "flow_cell_product_code",
 ]

@@ -27,27 +27,30 @@ import click
     "--normalisation",
     default="med_mad",
     show_default=True,
-    type=click.Choice(["med_mad", "quantile"]),
+    type=click.Choice(["med_mad", "quantile", "pa"]),
+    help="Per read: median/MAD, bonito's quantiles, or a fixed pA level (--pa-mean, --pa-sd). "
+    "Recorded with the chunks; a model trained on them normalises reads the same way.",
 )
-def prepare(reads, output, bam, chunk_size, step, keep, drop, normalisation):
+@click.option("--pa-mean", type=float, help="With --normalisation pa: the level's mean (pA).")
+@click.option("--pa-sd", type=float, help="With --normalisation pa: its spread (pA).")
+def prepare(reads, output, bam, chunk_size, step, keep, drop, normalisation, pa_mean, pa_sd):
     """Cut labelled reads into training chunks (Tombo-resquiggled fast5, or reads + BAM)."""
     from nanoseq.signal.labels import (
         Region,
         make_chunks,
         move_table_reads,
         parse_region,
-        save_chunks,
         tombo_reads,
     )
+    from nanoseq.signal.normalize import Normalisation
 
-    labelled = (
-        move_table_reads(reads, bam, normalisation) if bam else tombo_reads(reads, normalisation)
-    )
+    method = Normalisation(normalisation, pa_mean, pa_sd)
+    labelled = move_table_reads(reads, bam, method) if bam else tombo_reads(reads, method)
     region = Region(parse_region(keep), parse_region(drop))
-    arrays = make_chunks(labelled, chunk_size, step, region)
-    save_chunks(arrays, output)
+    chunk_set = make_chunks(labelled, chunk_size, step, region)
+    chunk_set.save(output)
     click.echo(
-        f"{len(arrays['chunks'])} chunks of {chunk_size} samples, "
-        f"{int(arrays['reference_lengths'].sum())} bases -> {output}",
+        f"{len(chunk_set)} chunks of {chunk_size} samples, "
+        f"{int(chunk_set.reference_lengths.sum())} bases ({chunk_set.settings}) -> {output}",
         err=True,
     )

@@ -66,7 +66,7 @@ def simulate(
     from nanoseq.errors import InputError
     from nanoseq.io import read_fasta
     from nanoseq.signal import simulate as sim
-    from nanoseq.signal.labels import Region, make_chunks, parse_region, save_chunks, tombo_reads
+    from nanoseq.signal.labels import Region, make_chunks, parse_region, tombo_reads
 
     if (reference is None) == (random_genome is None):
         raise InputError("give one of --reference FASTA and --random-genome BASES")
@@ -81,9 +81,10 @@ def simulate(
         source = sim.load_pore_model(pore_model or sim.DEFAULT_PORE_MODEL)
     reads = sim.simulate_reads(genome, source, count, length, seed, parse_region(region))
     if chunks:
-        arrays = make_chunks((sim.labelled(read) for read in reads), chunk_size)
-        save_chunks(arrays, output)
-        click.echo(f"{len(arrays['chunks'])} chunks of {chunk_size} samples -> {output}", err=True)
+        chunk_set = make_chunks((sim.labelled(read) for read in reads), chunk_size)
+        chunk_set.source["genome"] = reference or f"random ({random_genome} bases, seed {seed})"
+        chunk_set.save(output)
+        click.echo(f"{len(chunk_set)} chunks of {chunk_size} samples -> {output}", err=True)
         return
     truth = truth or str(Path(output).with_suffix(".truth.fasta"))
     written = sim.write_reads(reads, output, truth)

@@ -1,28 +1,34 @@
 """Labelled training chunks from Tombo-resquiggled fast5 or from reads + a BAM with move tables.
 
-Output is bonito's layout: ``chunks`` (n, size) float32 normalised signal, ``references``
-(n, max_len) uint8 with A=1, C=2, G=3, T=4 and 0 padding, ``reference_lengths`` (n,).
-A base belongs to the chunk its first signal sample falls in. A reference-coordinate
-``keep`` window (and an optional ``drop`` window) decides which bases may be used: a chunk is
-kept only if every one of its bases maps inside ``keep`` and outside ``drop``.
+A :class:`ChunkSet` is bonito's layout: ``chunks`` (n, size) float32 normalised signal,
+``references`` (n, max_len) uint8 with A=1, C=2, G=3, T=4 and 0 padding, ``reference_lengths``
+(n,); saved as those three ``.npy`` files plus ``settings.json``: the
+:class:`~nanoseq.signal.settings.SignalSettings` the signal was made with (compared when sets
+are joined, copied into a model trained on them) and where the chunks came from (recorded only).
+A base belongs to the chunk its first signal sample falls in. A reference-coordinate ``keep``
+window (and an optional ``drop`` window) decides which bases may be used: a chunk is kept only
+if every one of its bases maps inside ``keep`` and outside ``drop``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from nanoseq.errors import InputError
+from nanoseq.errors import InputError, one_line
 from nanoseq.sequence import reverse_complement
-from nanoseq.signal.normalize import normalise
-from nanoseq.signal.readers import find_signal_files, read_signal
+from nanoseq.signal.normalize import MED_MAD, Normalisation
+from nanoseq.signal.readers import Read, find_signal_files, read_signal
+from nanoseq.signal.settings import SignalSettings
 
 log = logging.getLogger(__name__)
 
+ALPHABET = "NACGT"  # label codes: 0 none (padding, CTC's blank), A=1, C=2, G=3, T=4
 BASE_CODE = np.zeros(256, dtype=np.uint8)
 for _code, _base in enumerate(b"ACGT", start=1):
     BASE_CODE[_base] = _code
@@ -30,13 +36,20 @@ for _code, _base in enumerate(b"ACGT", start=1):
 
 @dataclass
 class LabelledRead:
-    """A read's normalised signal and, per base, its code, first sample and reference position."""
+    """A read's normalised signal and, per base, its code, first sample and reference position;
+    the settings its signal was made with and the file it came from."""
 
     read_id: str
     signal: np.ndarray
     bases: np.ndarray  # uint8 codes 1..4
     starts: np.ndarray  # first signal sample of each base
     positions: np.ndarray  # reference position of each base, -1 where unknown
+    settings: SignalSettings = field(default_factory=SignalSettings)
+    source: str = ""
+
+
+def _read_settings(read: Read, normalisation: Normalisation) -> SignalSettings:
+    return SignalSettings(read.chemistry, read.sample_rate, normalisation)
 
 
 @dataclass
@@ -68,7 +81,9 @@ def parse_region(text: str | None) -> tuple[int, int] | None:
     return start, end
 
 
-def tombo_reads(paths: Iterable[str], norm: str = "med_mad") -> Iterator[LabelledRead]:
+def tombo_reads(
+    paths: Iterable[str], normalisation: Normalisation = MED_MAD
+) -> Iterator[LabelledRead]:
     """Labelled reads from Tombo-resquiggled fast5 (``RawGenomeCorrected_000`` events)."""
     import h5py
 
@@ -87,18 +102,20 @@ def tombo_reads(paths: Iterable[str], norm: str = "med_mad") -> Iterator[Labelle
         (read,) = read_signal([path])
         n = len(events)
         positions = start + np.arange(n) if strand == "+" else end - 1 - np.arange(n)
-        signal, _, _ = normalise(read.pa, norm)
+        signal, _, _ = normalisation(read.pa)
         yield LabelledRead(
             read_id=read.read_id,
             signal=signal,
             bases=BASE_CODE[np.frombuffer(events["base"].tobytes(), dtype=np.uint8)],
             starts=first + events["start"].astype(np.int64),
             positions=positions.astype(np.int64),
+            settings=_read_settings(read, normalisation),
+            source=path.name,
         )
 
 
 def move_table_reads(
-    paths: Iterable[str], bam: str | Path, norm: str = "med_mad"
+    paths: Iterable[str], bam: str | Path, normalisation: Normalisation = MED_MAD
 ) -> Iterator[LabelledRead]:
     """Labelled reads from signal files and a BAM whose records carry ``mv`` (and ``ts``) tags.
 
@@ -120,8 +137,11 @@ def move_table_reads(
         raise InputError("no primary records with move tables (mv tag)", bam)
     for read in read_signal(paths, read_ids=set(records)):
         sequence, starts, positions = records[read.read_id]
-        signal, _, _ = normalise(read.pa, norm)
-        yield LabelledRead(read.read_id, signal, BASE_CODE[sequence], starts, positions)
+        signal, _, _ = normalisation(read.pa)
+        settings = _read_settings(read, normalisation)
+        yield LabelledRead(
+            read.read_id, signal, BASE_CODE[sequence], starts, positions, settings, read.filename
+        )
 
 
 def _moves_record(record):
@@ -141,6 +161,116 @@ def _moves_record(record):
     return sequence[:n], starts[:n], positions[:n]
 
 
+@dataclass
+class ChunkSet:
+    """Training chunks (bonito's three arrays), the :class:`SignalSettings` of their signal, and
+    ``source``: where they came from (files, step, region; recorded, never compared)."""
+
+    chunks: np.ndarray
+    references: np.ndarray
+    reference_lengths: np.ndarray
+    settings: SignalSettings = field(default_factory=SignalSettings)
+    source: dict = field(default_factory=dict)
+
+    ARRAYS = ("chunks", "references", "reference_lengths")
+
+    def __post_init__(self):
+        if not len(self.chunks) == len(self.references) == len(self.reference_lengths):
+            raise InputError("chunks, references and reference_lengths differ in length")
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    @property
+    def chunk_size(self) -> int:
+        return int(self.chunks.shape[1])
+
+    def rows(self, index) -> ChunkSet:
+        """The chunks at ``index`` (a slice or mask), same settings."""
+        arrays = (getattr(self, name)[index] for name in self.ARRAYS)
+        return ChunkSet(*arrays, self.settings, self.source)
+
+    def save(self, folder: str | Path) -> None:
+        """Write the three ``.npy`` files and ``settings.json`` into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in self.ARRAYS:
+            temporary = folder / f".{name}.tmp.npy"
+            np.save(temporary, getattr(self, name))
+            temporary.replace(folder / f"{name}.npy")
+        record = {**self.settings.to_metadata(), "chunk_size": self.chunk_size, **self.source}
+        temporary = folder / ".settings.json.tmp"
+        temporary.write_text(json.dumps(record, indent=2) + "\n")
+        temporary.replace(folder / "settings.json")
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ChunkSet:
+        """Read a saved set back. A set without ``settings.json`` (an older nanoseq's, or
+        another tool's) is taken as R9.4.1 at 4 kHz, med/MAD-normalised, with a warning."""
+        folder = Path(folder)
+        arrays = []
+        for name in cls.ARRAYS:
+            path = folder / f"{name}.npy"
+            if not path.is_file():
+                raise InputError(f"missing {name}.npy (run `nanoseq prepare` first)", folder)
+            try:
+                arrays.append(np.load(path))
+            except (OSError, ValueError) as error:
+                raise InputError(f"cannot read {name}.npy ({one_line(error)})", folder) from None
+        path = folder / "settings.json"
+        if path.is_file():
+            try:
+                record = json.loads(path.read_text())
+                settings = SignalSettings.from_metadata(record)
+            except (ValueError, TypeError) as error:
+                raise InputError(f"bad settings.json ({one_line(error)})", folder) from None
+        else:
+            record, settings = {}, SignalSettings()
+            log.warning("%s: no settings.json; taking the chunks as %s", folder, settings)
+        known = set(settings.to_metadata()) | {"chunk_size"}
+        source = {k: v for k, v in record.items() if k not in known} | {"folder": str(folder)}
+        try:
+            return cls(*arrays, settings, source)
+        except InputError as error:
+            raise InputError(error.problem, folder) from None
+
+    @staticmethod
+    def join(sets: list[ChunkSet]) -> ChunkSet:
+        """Sets of one chunk size and the same settings as one set (references padded to the
+        widest); sets that differ are refused, naming what differs."""
+        first = sets[0]
+        same_settings(sets)
+        width = max(s.references.shape[1] for s in sets)
+        references = [
+            np.pad(s.references, ((0, 0), (0, width - s.references.shape[1]))) for s in sets
+        ]
+        return ChunkSet(
+            np.concatenate([s.chunks for s in sets]),
+            np.concatenate(references),
+            np.concatenate([s.reference_lengths for s in sets]),
+            first.settings,
+            {"sets": [s.source for s in sets]} if len(sets) > 1 else first.source,
+        )
+
+
+def same_settings(sets: list[ChunkSet]) -> SignalSettings:
+    """The settings that ``sets`` share; sets prepared differently (or of other chunk sizes)
+    are refused, naming the sets and what differs."""
+    first = sets[0]
+    for other in sets[1:]:
+        differ = first.settings.differences(other.settings)
+        if other.chunk_size != first.chunk_size:
+            differ.append(f"chunk_size {first.chunk_size} vs {other.chunk_size}")
+        if differ:
+            names = f"{_name(first)} and {_name(other)}"
+            raise InputError(f"chunk sets {names} were prepared differently: {'; '.join(differ)}")
+    return first.settings
+
+
+def _name(chunk_set: ChunkSet) -> str:
+    return chunk_set.source.get("folder", "(in memory)")
+
+
 def make_chunks(
     reads: Iterable[LabelledRead],
     size: int = 4000,
@@ -151,12 +281,19 @@ def make_chunks(
 ) -> dict[str, np.ndarray]:
     """Cut labelled reads into chunks every ``step`` samples and keep those the region allows.
 
-    Chunks whose base density is implausible (a resquiggle failure) are dropped too.
+    Chunks whose base density is implausible (a resquiggle failure) are dropped too. The reads
+    must share their settings (chemistry, sample rate, normalisation).
     """
     region = region or Region()
     step = step or size
-    chunks, labels = [], []
+    chunks, labels, settings, sources = [], [], None, set()
     for read in reads:
+        if settings is None:
+            settings = read.settings
+        elif read.settings != settings:
+            differ = "; ".join(settings.differences(read.settings))
+            raise InputError(f"reads of different settings in one chunk set: {differ}", read.source)
+        sources.add(read.source)
         allowed = region.allows(read.positions)
         first, last = int(read.starts[0]), len(read.signal)
         for lo in range(first, last - size + 1, step):
@@ -174,47 +311,5 @@ def make_chunks(
     references = np.zeros((len(labels), lengths.max()), dtype=np.uint8)
     for row, label in zip(references, labels, strict=True):
         row[: len(label)] = label
-    return {
-        "chunks": np.stack(chunks).astype(np.float32),
-        "references": references,
-        "reference_lengths": lengths,
-    }
-
-
-def save_chunks(arrays: dict[str, np.ndarray], folder: str | Path) -> None:
-    """Write ``chunks.npy``, ``references.npy``, ``reference_lengths.npy`` into ``folder``."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, array in arrays.items():
-        tmp = folder / f".{name}.tmp.npy"
-        np.save(tmp, array)
-        tmp.replace(folder / f"{name}.npy")
-
-
-def load_chunks(folder: str | Path) -> dict[str, np.ndarray]:
-    """Read the three arrays back; a missing or inconsistent set is an InputError."""
-    folder = Path(folder)
-    arrays = {}
-    for name in ("chunks", "references", "reference_lengths"):
-        path = folder / f"{name}.npy"
-        if not path.is_file():
-            raise InputError(f"missing {name}.npy (run `nanoseq prepare` first)", folder)
-        arrays[name] = np.load(path)
-    if not len(arrays["chunks"]) == len(arrays["references"]) == len(arrays["reference_lengths"]):
-        raise InputError("chunks, references and reference_lengths differ in length", folder)
-    return arrays
-
-
-def join_chunks(sets: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Chunk sets of one chunk size as one set (references padded to the widest)."""
-    sizes = {s["chunks"].shape[1] for s in sets}
-    if len(sizes) > 1:
-        raise InputError(f"chunk sets differ in chunk size ({sorted(sizes)})")
-    width = max(s["references"].shape[1] for s in sets)
-    return {
-        "chunks": np.concatenate([s["chunks"] for s in sets]),
-        "references": np.concatenate(
-            [np.pad(s["references"], ((0, 0), (0, width - s["references"].shape[1]))) for s in sets]
-        ),
-        "reference_lengths": np.concatenate([s["reference_lengths"] for s in sets]),
-    }
+    source = {"files": sorted(sources), "step": step, "keep": region.keep, "drop": region.drop}
+    return ChunkSet(np.stack(chunks).astype(np.float32), references, lengths, settings, source)

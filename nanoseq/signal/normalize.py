@@ -1,5 +1,9 @@
 """Per-read signal normalisation (pA in, float32 out) and open-pore trimming. Pure numpy."""
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+
 import numpy as np
 
 from nanoseq.errors import InputError
@@ -67,6 +71,41 @@ def normalise(
     else:
         raise InputError(f"unknown normalisation {method!r}; choose one of {', '.join(METHODS)}")
     return standardise(signal, shift, scale), shift, scale
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """How a read's pA signal is normalised: ``method`` ``med_mad``, ``quantile`` or ``pa`` (a
+    fixed ``mean`` and ``sd`` in pA, as dorado's models of a known pore level)."""
+
+    method: str = "med_mad"
+    mean: float | None = None
+    sd: float | None = None
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise InputError(f"unknown normalisation {self.method!r}; one of {', '.join(METHODS)}")
+        pa = self.method == "pa"
+        if pa != (self.mean is not None) or pa != (self.sd is not None):
+            raise InputError("normalisation 'pa' takes a mean and an sd (pA); the others neither")
+        if pa and not (np.isfinite(self.mean) and np.isfinite(self.sd) and self.sd > 0):
+            raise InputError(f"normalisation 'pa' needs a finite mean and sd > 0, got {self}")
+
+    def __call__(self, signal) -> tuple[np.ndarray, float, float]:
+        """``(float32 signal, shift, scale)``: see :func:`normalise`."""
+        return normalise(signal, self.method, self.mean, self.sd)
+
+    def to_dict(self) -> dict:
+        extra = {"mean": self.mean, "sd": self.sd} if self.method == "pa" else {}
+        return {"method": self.method, **extra}
+
+    @classmethod
+    def from_dict(cls, value: dict | str) -> Normalisation:
+        """From :meth:`to_dict`'s form, or a method's name alone."""
+        return cls(value) if isinstance(value, str) else cls(**value)
+
+
+MED_MAD = Normalisation()  # the default
 
 
 def trim_start(

@@ -12,12 +12,13 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from nanoseq.errors import InputError, one_line
+from nanoseq.signal.chemistry import chemistry
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,11 @@ class Read:
         return self.start_sample / self.sample_rate
 
     @property
+    def chemistry(self) -> str:
+        """The chemistry the file records (see :mod:`nanoseq.signal.chemistry`)."""
+        return chemistry(self.metadata)
+
+    @property
     def run_start(self) -> datetime | None:
         """When the run began, if the file says (``exp_start_time``, ISO-8601)."""
         text = self.metadata.get("exp_start_time")
@@ -98,6 +104,14 @@ class Read:
             return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
         except ValueError:
             return None
+
+    @property
+    def start_timestamp(self) -> str | None:
+        """ISO-8601 time of the read's first sample, when the run's start time is known."""
+        start = self.run_start
+        if start is None:
+            return None
+        return (start + timedelta(seconds=self.start_time)).isoformat(timespec="milliseconds")
 
 
 def find_signal_files(paths: Iterable[str | os.PathLike]) -> list[Path]:

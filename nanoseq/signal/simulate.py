@@ -25,14 +25,17 @@ import numpy as np
 from nanoseq.errors import InputError
 from nanoseq.io import atomic_write
 from nanoseq.sequence import reverse_complement
+from nanoseq.signal.chemistry import R941
 from nanoseq.signal.labels import BASE_CODE, LabelledRead, Region
-from nanoseq.signal.normalize import normalise
+from nanoseq.signal.normalize import MED_MAD, Normalisation
 from nanoseq.signal.readers import Read
+from nanoseq.signal.settings import SignalSettings
 from nanoseq.signal.writers import write_signal
 
 DEFAULT_PORE_MODEL = Path(__file__).parents[1] / "assets" / "r9.4_450bps_6mer_template.model"
 DWELL = (0.95, 8.5)  # gamma shape and scale of the dwell beyond its 2-sample minimum
 DIGITISATION, RANGE, OFFSET = 8192.0, 1400.0, 0.0  # calibration of the written reads
+SAMPLE_RATE = 4000.0
 PA_SHIFT, PA_SCALE = 82.0, 15.2  # median and MAD scale of the lambda R9.4.1 reads (pA)
 
 
@@ -276,11 +279,15 @@ def simulate_reads(
         yield read
 
 
-def labelled(read: SimulatedRead, norm: str = "med_mad") -> LabelledRead:
-    """A simulated read as training labels (same layout as Tombo/BAM labels)."""
-    signal, _, _ = normalise(read.pa, norm)
+def labelled(read: SimulatedRead, normalisation: Normalisation = MED_MAD) -> LabelledRead:
+    """A simulated read as training labels (same layout as Tombo/BAM labels): R9.4.1 at 4 kHz,
+    as both sources of signal are."""
+    signal, _, _ = normalisation(read.pa)
     bases = BASE_CODE[np.frombuffer(read.bases.encode(), np.uint8)]
-    return LabelledRead(read.read_id, signal, bases, read.starts, read.positions)
+    settings = SignalSettings(R941, SAMPLE_RATE, normalisation)
+    return LabelledRead(
+        read.read_id, signal, bases, read.starts, read.positions, settings, "simulated"
+    )
 
 
 def as_read(read: SimulatedRead, number: int, start_sample: int) -> Read:
@@ -292,7 +299,7 @@ def as_read(read: SimulatedRead, number: int, start_sample: int) -> Read:
         offset=OFFSET,
         range=RANGE,
         digitisation=DIGITISATION,
-        sample_rate=4000.0,
+        sample_rate=SAMPLE_RATE,
         channel=1 + number % 512,
         mux=1,
         read_number=number,

@@ -24,6 +24,7 @@ def read_row(read: Read) -> dict:
         "duration_s": round(read.duration, 4),
         "mean_pa": round(float(np.mean(read.pa)), 3),
         "run_id": read.run_id,
+        "chemistry": read.chemistry,
         "sequencing_kit": read.metadata.get("sequencing_kit", ""),
         "flow_cell_product_code": read.metadata.get("flow_cell_product_code", ""),
     }
@@ -40,6 +41,7 @@ _PER_FILE = {
     "format": lambda read: read.format,
     "sample_rate": lambda read: read.sample_rate,
     "run_id": lambda read: read.run_id,
+    "chemistry": lambda read: read.chemistry,
     "sequencing_kit": lambda read: read.metadata.get("sequencing_kit"),
     "flow_cell_product_code": lambda read: read.metadata.get("flow_cell_product_code"),
 }

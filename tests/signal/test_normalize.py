@@ -123,3 +123,21 @@ def test_trim_start_capped():
 def test_trim_start_bounds(signal):
     trim = trim_start(signal)
     assert 0 <= trim <= 0.3 * signal.size
+
+
+def test_a_normalisation_is_a_value_that_travels():
+    from nanoseq.signal.normalize import Normalisation
+
+    signal = np.random.default_rng(0).normal(90, 12, 5000).astype(np.float32)
+    pa = Normalisation("pa", mean=92.5, sd=23.0)
+    x, shift, scale = pa(signal)
+    assert (shift, scale) == (92.5, 23.0)
+    np.testing.assert_allclose(x, (signal - 92.5) / 23.0, rtol=1e-5)
+    assert Normalisation.from_dict(pa.to_dict()) == pa
+    assert Normalisation.from_dict("quantile") == Normalisation("quantile")  # older metadata
+    assert Normalisation().to_dict() == {"method": "med_mad"}
+    for bad in [dict(method="pa"), dict(method="med_mad", mean=1.0, sd=1.0), dict(method="z")]:
+        with pytest.raises(InputError):
+            Normalisation(**bad)
+    with pytest.raises(InputError, match="sd > 0"):
+        Normalisation("pa", mean=90.0, sd=0.0)

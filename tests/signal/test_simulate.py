@@ -99,9 +99,9 @@ def test_both_sources_make_training_chunks(tombo_read):
     for source in (load_pore_model(), EventLibrary.from_reads([tombo_read])):
         reads = simulate_reads(genome, source, 4, 1500)
         arrays = make_chunks((labelled(r) for r in reads), size=3600)
-        assert len(arrays["chunks"]) >= 6
-        assert abs(np.median(arrays["chunks"])) < 0.3  # normalised like real reads
-        density = arrays["reference_lengths"] / 3.6
+        assert len(arrays.chunks) >= 6
+        assert abs(np.median(arrays.chunks)) < 0.3  # normalised like real reads
+        density = arrays.reference_lengths / 3.6
         assert 60 < np.median(density) < 140  # bases per 1,000 samples, as in real R9.4.1
 
 
