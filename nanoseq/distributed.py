@@ -75,26 +75,25 @@ def sharded(strategy, data):
 
 def custom_fit(
     strategy,
-    build,
-    loss,
+    recipe,
     data,
     steps: int,
     output: Path,
     epochs: int,
-    optimizer,
     callbacks: list,
     writers,
 ):
-    """Train ``build()`` on the ``tf.data`` batches ``data`` (``steps`` per epoch) under
-    ``strategy``. ``callbacks`` and then ``writers(folder)`` (the callbacks that write this
-    worker's files) see each epoch's logs. Returns the model and its history."""
+    """Train ``recipe``'s model (:class:`nanoseq.training.Recipe`) on the ``tf.data`` batches
+    ``data`` (``steps`` per epoch) under ``strategy``. ``callbacks`` and then ``writers(folder)``
+    (the callbacks that write this worker's files) see each epoch's logs. Returns the model and
+    its history."""
     import tensorflow as tf
 
     folder = worker_folder(strategy, Path(output))
     folder.mkdir(parents=True, exist_ok=True)
     with strategy.scope():
-        net = build()
-        net.compile(optimizer=optimizer(), loss=loss)
+        net = recipe.build()
+        net.compile(optimizer=recipe.optimizer(), loss=recipe.loss)
         net.optimizer.build(net.trainable_variables)
     distributed = sharded(strategy, data)
 

@@ -10,6 +10,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
@@ -193,101 +194,107 @@ def free_shapes(dataset: keras.utils.PyDataset):
     return view.apply(tf.data.experimental.assert_cardinality(len(dataset))).prefetch(2)
 
 
+@dataclass
+class TrainingRun:
+    """How a training run goes, the same for every family (the options of every ``train``
+    command): the ``output`` folder, ``epochs``, ``resume`` from its checkpoint, a time budget
+    ``max_minutes`` for the whole run (resumed parts included), the distribution ``strategy``
+    (``default``, ``mirrored`` or ``multiworker``), ``mixed_precision`` (float16 compute, float32
+    outputs), ``xla`` (True compiles the training step with XLA on a CPU too; "auto" is Keras's
+    choice) and the random ``seed``."""
+
+    output: Path
+    epochs: int = 10
+    resume: bool = False
+    max_minutes: float | None = None
+    strategy: str = "default"
+    mixed_precision: bool = False
+    xla: bool | str = "auto"
+    seed: int = 1
+
+    def __post_init__(self):
+        self.output = Path(self.output)
+
+
+@dataclass
+class Recipe:
+    """What one family trains: ``build()`` makes the model (inside the strategy's scope), which
+    is compiled with ``optimizer()`` and ``loss`` (None: the model's own). With
+    ``peak_learning_rate``, :class:`WarmupCosine` sets the rate (else the optimizer keeps its own).
+    ``export(model)`` is saved as ``model.keras`` whenever ``monitor`` (a logged figure, and
+    ``min`` or ``max``) improves; ``callbacks`` see every epoch."""
+
+    build: Callable[[], keras.Model]
+    optimizer: Callable[[], keras.optimizers.Optimizer]
+    loss: object = None
+    peak_learning_rate: float | None = None
+    monitor: tuple[str, str] = ("val_loss", "min")
+    export: Callable[[keras.Model], keras.Model] = lambda model: model
+    callbacks: list = field(default_factory=list)
+
+
 def fit(
-    build: Callable[[], keras.Model],
-    loss,
+    run: TrainingRun,
+    recipe: Recipe,
     train: tuple | keras.utils.PyDataset,
-    output: str | Path,
-    epochs: int,
-    batch_size: int,
-    optimizer: Callable[[], keras.optimizers.Optimizer],
-    peak_learning_rate: float | None = None,
     validation: tuple | keras.utils.PyDataset | None = None,
-    resume: bool = False,
-    max_minutes: float | None = None,
-    strategy: str = "default",
-    mixed_precision: bool = False,
-    callbacks: list | None = None,
-    monitor: str = "val_loss",
-    monitor_mode: str = "min",
+    batch_size: int | None = None,
     shuffle: bool = True,
-    export: Callable[[keras.Model], keras.Model] = lambda model: model,
-    jit_compile: bool | str = "auto",
 ):
-    """Compile (or resume) and train on ``train``: arrays ``(x, y)`` cut into ``batch_size``
-    batches, or a ``PyDataset`` of ready batches. ``export(model)`` at its best ``monitor`` is
-    saved as ``model.keras``; ``optimizer()`` makes the optimizer. With ``peak_learning_rate``,
-    :class:`WarmupCosine` schedules its learning rate over the ``epochs`` or, if they end first,
-    the ``max_minutes`` (a budget for the whole run, resumed parts included); without, the
-    optimizer keeps its own.
-    ``jit_compile=True`` asks for XLA even on CPU, where Keras leaves it off by default.
-    ``strategy`` is ``default``, ``mirrored`` or ``multiworker``; the last trains in the custom
-    loop of :mod:`nanoseq.distributed`, which logs the training loss and the callbacks' figures
-    but not Keras's ``val_loss``.
+    """Train ``recipe``'s model as ``run`` says on ``train``: arrays ``(x, y)`` cut into
+    ``batch_size`` batches, or a ``PyDataset`` of ready batches; return the model and its
+    history. Writes ``checkpoint.keras`` every epoch, ``training.csv`` and ``model.keras``.
 
     Resuming loads ``checkpoint.keras`` (weights and optimizer state) and continues at the
-    epoch after the last row of ``training.csv``.
+    epoch after the last row of ``training.csv``. ``multiworker`` trains in the custom loop of
+    :mod:`nanoseq.distributed`, which logs the training loss and the callbacks' figures but not
+    Keras's ``val_loss``.
     """
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    if mixed_precision:
+    run.output.mkdir(parents=True, exist_ok=True)
+    policy = keras.mixed_precision.global_policy()
+    if run.mixed_precision:  # for the models built here; the caller's policy is put back
         keras.mixed_precision.set_global_policy("mixed_float16")
-    if strategy == "multiworker":  # no resume or time limit: every worker takes the same steps
-        if resume or max_minutes:
-            raise InputError("--resume and --max-minutes do not work with --strategy multiworker")
-        from nanoseq import distributed
+    try:
+        if run.strategy == "multiworker":
+            return _fit_multiworker(run, recipe, train, batch_size, shuffle)
+        return _fit(run, recipe, train, validation, batch_size, shuffle)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
 
-        cluster = distributed.multiworker()  # before anything starts TensorFlow's runtime
-    initial_epoch, spent = 0, 0.0
+
+def _fit(run: TrainingRun, recipe: Recipe, train, validation, batch_size, shuffle):
+    """``fit`` on one device or one host's devices."""
     if isinstance(train, keras.utils.PyDataset):  # batches made by the dataset
-        (x, y), batch_size, steps = (free_shapes(train), None), None, len(train)
-        shuffle = False  # the dataset shuffles itself
+        (x, y), batch_size, steps, shuffle = (free_shapes(train), None), None, len(train), False
         if isinstance(validation, keras.utils.PyDataset):
             validation = free_shapes(validation)
     else:
         (x, y), steps = train, len(train[0]) // batch_size
-
-    def writers(folder: Path, append: bool = False) -> list:
-        """The callbacks that write a run's files into ``folder``."""
-        return [
-            keras.callbacks.ModelCheckpoint(folder / CHECKPOINT),
-            SaveBest(folder / BEST, monitor, monitor_mode, export),
-            keras.callbacks.CSVLogger(folder / LOG, append=append),
-        ]
-
-    if strategy == "multiworker":
-        if y is not None:
-            x = distributed.array_batches(x, y, batch_size, shuffle)
-        watch = [*(callbacks or []), Progress()]
-        if peak_learning_rate:
-            watch.insert(-1, WarmupCosine(peak_learning_rate, epochs * steps))
-        return distributed.custom_fit(
-            cluster, build, loss, x, steps, output, epochs, optimizer, watch, writers
-        )
-    scope = distribution(strategy)
+    initial_epoch, spent = 0, 0.0
+    scope = distribution(run.strategy)
     with scope.scope() if scope else contextlib.nullcontext():
-        if resume and (output / CHECKPOINT).is_file():
-            net = keras.saving.load_model(output / CHECKPOINT)
-            initial_epoch, spent = earlier_run(output)
-            log.info("resuming from %s at epoch %d", output / CHECKPOINT, initial_epoch + 1)
+        if run.resume and (run.output / CHECKPOINT).is_file():
+            net = keras.saving.load_model(run.output / CHECKPOINT)
+            initial_epoch, spent = earlier_run(run.output)
+            log.info("resuming from %s at epoch %d", run.output / CHECKPOINT, initial_epoch + 1)
         else:
-            net = build()
+            net = recipe.build()
             net.compile(
-                optimizer=optimizer(),
-                loss=loss,
+                optimizer=recipe.optimizer(),
+                loss=recipe.loss,
                 # XLA cannot reach variables mirrored on other devices: Keras decides there
-                jit_compile=jit_compile if scope is None else "auto",
+                jit_compile=run.xla if scope is None else "auto",
             )
-    clock = Clock(max_minutes, spent)  # after the validation callbacks: their time counts
-    watch = [*(callbacks or []), clock]
-    if peak_learning_rate:
-        watch.append(WarmupCosine(peak_learning_rate, epochs * steps, clock=clock))
-    watch += [*writers(output, append=initial_epoch > 0), Progress()]
+    clock = Clock(run.max_minutes, spent)  # after the validation callbacks: their time counts
+    watch = [*recipe.callbacks, clock]
+    if recipe.peak_learning_rate:
+        watch.append(WarmupCosine(recipe.peak_learning_rate, run.epochs * steps, clock=clock))
+    watch += [*_writers(run.output, recipe, append=initial_epoch > 0), Progress()]
     history = net.fit(
         x,
         y,
         batch_size=batch_size,
-        epochs=epochs,
+        epochs=run.epochs,
         initial_epoch=initial_epoch,
         validation_data=validation,
         shuffle=shuffle,
@@ -295,3 +302,39 @@ def fit(
         verbose=0,  # Progress reports on stderr; Keras's own bar writes to stdout
     )
     return net, history
+
+
+def _writers(folder: Path, recipe: Recipe, append: bool = False) -> list:
+    """The callbacks that write a run's files into ``folder``."""
+    return [
+        keras.callbacks.ModelCheckpoint(folder / CHECKPOINT),
+        SaveBest(folder / BEST, *recipe.monitor, recipe.export),
+        keras.callbacks.CSVLogger(folder / LOG, append=append),
+    ]
+
+
+def _fit_multiworker(run: TrainingRun, recipe: Recipe, train, batch_size, shuffle):
+    """``fit`` across hosts: no resume or time limit (every worker takes the same steps)."""
+    if run.resume or run.max_minutes:
+        raise InputError("--resume and --max-minutes do not work with --strategy multiworker")
+    from nanoseq import distributed
+
+    cluster = distributed.multiworker()  # before anything starts TensorFlow's runtime
+    if isinstance(train, keras.utils.PyDataset):
+        data, steps = free_shapes(train), len(train)
+    else:
+        data = distributed.array_batches(*train, batch_size, shuffle)
+        steps = len(train[0]) // batch_size
+    watch = [*recipe.callbacks, Progress()]
+    if recipe.peak_learning_rate:
+        watch.insert(-1, WarmupCosine(recipe.peak_learning_rate, run.epochs * steps))
+    return distributed.custom_fit(
+        cluster,
+        recipe,
+        data,
+        steps,
+        run.output,
+        run.epochs,
+        watch,
+        lambda folder: _writers(folder, recipe),
+    )

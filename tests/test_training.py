@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from nanoseq.training import WarmupCosine, adam, fit
+from nanoseq.training import Recipe, TrainingRun, WarmupCosine, adam, fit
 
 
 def test_schedule_warms_up_then_decays_to_one_percent():
@@ -42,18 +42,9 @@ def test_a_run_stopped_by_its_time_budget_ends_at_low_learning_rates(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 4)).astype("float32")  # epochs of 8 steps: many per second
     y = x.sum(axis=1, keepdims=True)
-    options = dict(
-        build=tiny_regression,
-        loss="mse",
-        train=(x, y),
-        output=tmp_path,
-        epochs=100_000,  # the budget, not the epochs, ends this run
-        batch_size=8,
-        optimizer=adam(1.0),
-        peak_learning_rate=0.01,
-        max_minutes=0.1,
-    )
-    fit(**options)
+    recipe = Recipe(tiny_regression, adam(1.0), loss="mse", peak_learning_rate=0.01)
+    # the budget, not the epochs, ends this run
+    fit(TrainingRun(tmp_path, epochs=100_000, max_minutes=0.1), recipe, (x, y), batch_size=8)
     first = rows(tmp_path)
     assert 1 < len(first) < 100_000
     seconds = [float(r["seconds"]) for r in first]
@@ -63,7 +54,8 @@ def test_a_run_stopped_by_its_time_budget_ends_at_low_learning_rates(tmp_path):
     assert rates[-1] < 0.02 * 0.01  # and annealed to its floor (1 %) within the budget
 
     # a resumed run counts the time already spent against the same budget: it ends at once
-    fit(**options, resume=True)
+    run = TrainingRun(tmp_path, epochs=100_000, max_minutes=0.1, resume=True)
+    fit(run, recipe, (x, y), batch_size=8)
     second = rows(tmp_path)
     assert len(second) == len(first) + 1
     assert float(second[-1]["seconds"]) >= seconds[-1]

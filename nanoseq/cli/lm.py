@@ -25,7 +25,7 @@ def lm():
     type=click.Path(),
     help="Validation text (repeat for several files).",
 )
-@click.option("-o", "--output", required=True, help="Folder for checkpoints, log and model.")
+@shared.training_run
 @click.option("--level", default="char", type=click.Choice(["char", "word"]), show_default=True)
 @click.option(
     "--cell", default="lstm", type=click.Choice(["rnn", "gru", "lstm"]), show_default=True
@@ -40,22 +40,16 @@ def lm():
 @click.option("--max-vocab", type=int, help="Vocabulary size limit (specials included).")
 @click.option("--batch-size", default=32, show_default=True, help="Rows read in parallel.")
 @click.option("--steps", default=100, show_default=True, help="BPTT window length.")
-@click.option("--epochs", default=10, show_default=True)
 @click.option("--optimizer", default="adam", type=click.Choice(["adam", "sgd"]), show_default=True)
 @click.option("--lr", "learning_rate", default=2e-3, show_default=True)
 @click.option("--clip", "clipnorm", default=5.0, show_default=True, help="Global norm clip.")
 @click.option("--decay", default=0.5, show_default=True, help="Factor for --decay-from.")
 @click.option("--decay-from", type=int, help="Multiply the lr by --decay every epoch from this.")
-@shared.max_minutes
-@click.option("--resume", is_flag=True, help="Continue from OUTPUT/checkpoint.keras.")
-@shared.strategy
-@shared.xla
-@click.option("--seed", default=1, show_default=True)
-def train(train_files, valid_files, output, **options):
+def train(train_files, valid_files, run, **options):
     """Train a language model on TRAIN_FILES (plain or gzipped text)."""
     from nanoseq.text.lm_train import train_language_model
 
-    train_language_model(list(train_files), list(valid_files), output, **options)
+    train_language_model(list(train_files), list(valid_files), run, **options)
 
 
 @lm.command()

@@ -1,27 +1,78 @@
 """Options shared by several commands."""
 
+from __future__ import annotations
+
+import functools
+
 import click
 
-strategy = click.option(
-    "--strategy",
-    default="default",
-    type=click.Choice(["default", "mirrored", "multiworker"]),
-    show_default=True,
-    help="mirrored: all GPUs of this host; multiworker: the cluster of TF_CONFIG or Slurm.",
+
+def stacked(*options):
+    """One decorator applying ``options`` in the order listed (as if written one per line)."""
+
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+# The options of every `train` command, handed to the library as one TrainingRun.
+TRAINING_RUN = [
+    click.option("-o", "--output", required=True, help="Folder for checkpoints, log and model."),
+    click.option("--epochs", default=10, show_default=True, type=click.IntRange(1)),
+    click.option("--resume", is_flag=True, help="Continue from OUTPUT/checkpoint.keras."),
+    click.option(
+        "--max-minutes",
+        type=click.FloatRange(0, min_open=True),
+        help="Time budget for the whole run (resumed parts too); the learning-rate schedule "
+        "ends within it.",
+    ),
+    click.option(
+        "--strategy",
+        default="default",
+        type=click.Choice(["default", "mirrored", "multiworker"]),
+        show_default=True,
+        help="mirrored: all GPUs of this host; multiworker: the cluster of TF_CONFIG or Slurm.",
+    ),
+    click.option(
+        "--mixed-precision", is_flag=True, help="float16 compute, float32 outputs (GPUs)."
+    ),
+    click.option(
+        "--xla",
+        flag_value=True,
+        default="auto",  # Keras's choice: XLA where it is known to pay (GPUs), not on CPUs
+        type=click.UNPROCESSED,
+        help="Compile the training step with XLA, on CPU too (faster on some CPUs, slower on "
+        "others).",
+    ),
+    click.option("--seed", default=1, show_default=True, type=int),
+]
+RUN_KEYS = (
+    "output",
+    "epochs",
+    "resume",
+    "max_minutes",
+    "strategy",
+    "mixed_precision",
+    "xla",
+    "seed",
 )
 
-xla = click.option(
-    "--xla",
-    "jit_compile",
-    flag_value=True,
-    default="auto",  # Keras's choice: XLA where it is known to pay (GPUs), not on CPUs
-    type=click.UNPROCESSED,
-    help="Compile the training step with XLA, on CPU too (faster on some CPUs, slower on others).",
-)
 
-max_minutes = click.option(
-    "--max-minutes",
-    type=float,
-    help="Time budget for the whole run (resumed parts too); the learning-rate schedule "
-    "ends within it.",
-)
+def training_run(command):
+    """Give ``command`` the training-run options, passed on as ``run`` (a
+    :class:`nanoseq.training.TrainingRun`)."""
+
+    @functools.wraps(command)
+    def wrapper(**options):
+        from nanoseq.runtime import import_keras
+
+        import_keras()  # first, quietly: TensorFlow's start-up lines stay off stderr
+        from nanoseq.training import TrainingRun
+
+        run = TrainingRun(**{key: options.pop(key) for key in RUN_KEYS})
+        return command(run=run, **options)
+
+    return stacked(*TRAINING_RUN)(wrapper)

@@ -8,17 +8,7 @@ import sys
 import click
 
 from nanoseq.cli import options
-
-
-def stacked(*options):
-    """One decorator applying ``options`` in the order listed (as if written one per line)."""
-
-    def decorate(command):
-        for option in reversed(options):
-            command = option(command)
-        return command
-
-    return decorate
+from nanoseq.cli.options import stacked
 
 
 def pair_options(prefix: str = ""):
@@ -76,7 +66,7 @@ def seq2seq():
 @seq2seq.command()
 @pair_options()
 @pair_options("valid-")
-@click.option("-o", "--output", required=True, help="Folder for checkpoints, log and model.")
+@options.training_run
 @click.option("--lowercase", is_flag=True, help="Lower-case both sides.")
 @click.option("--tokenize", is_flag=True, help="Split punctuation off words.")
 @click.option("--min-count", default=1, show_default=True, help="Vocabulary frequency cut-off.")
@@ -96,23 +86,17 @@ def seq2seq():
 @click.option("--dropout", default=0.0, show_default=True)
 @click.option("--label-smoothing", default=0.0, show_default=True)
 @click.option("--batch-size", default=64, show_default=True)
-@click.option("--epochs", default=10, show_default=True)
 @click.option("--lr", "learning_rate", default=2e-3, show_default=True)
 @click.option("--clip", "clipnorm", default=1.0, show_default=True, help="Global norm clip.")
 @click.option("--patience", type=int, help="Stop after this many epochs without a better BLEU.")
-@options.max_minutes
-@click.option("--resume", is_flag=True, help="Continue from OUTPUT/checkpoint.keras.")
-@options.strategy
-@options.xla
-@click.option("--seed", default=1, show_default=True)
-def train(source, target, pairs, valid_source, valid_target, valid_pairs, output, **options):
+def train(source, target, pairs, valid_source, valid_target, valid_pairs, run, **options):
     """Train on sentence pairs; validation BLEU picks OUTPUT/model.keras."""
     from nanoseq.text.seq2seq_train import train_seq2seq
 
     train_seq2seq(
         read(source, target, pairs, "training pairs"),
         read(valid_source, valid_target, valid_pairs, "validation pairs"),
-        output,
+        run,
         **options,
     )
 

@@ -14,8 +14,7 @@ def train():
 
 @train.command()
 @click.argument("data", nargs=-1, required=True, type=click.Path())
-@click.option("-o", "--output", required=True, help="Folder for checkpoints, log and model.")
-@click.option("--epochs", default=10, show_default=True)
+@options.training_run
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--lr", "learning_rate", default=2e-3, show_default=True, help="Peak learning rate.")
 @click.option("--clip", "clipnorm", default=2.0, show_default=True, help="Gradient norm clip.")
@@ -46,25 +45,20 @@ def train():
     "[default: 1, or --init's].",
 )
 @click.option(
-    "--decoder",
+    "--head",
     type=click.Choice(["ctc", "crf"]),
-    help="Head: CTC, or a CRF over the last three bases (bonito's CTC-CRF); with --init, "
-    "another than its own trains a new head on its layers [default: ctc, or --init's].",
+    help="CTC, or a CRF over the last three bases (bonito's CTC-CRF); with --init, another "
+    "than its own trains a new head on its backbone [default: ctc, or --init's].",
 )
-@options.max_minutes
-@click.option("--resume", is_flag=True, help="Continue from OUTPUT/checkpoint.keras.")
-@options.strategy
-@click.option("--mixed-precision", is_flag=True, help="float16 compute on GPU.")
-@click.option("--seed", default=1, show_default=True)
-def basecaller(data, output, validation, **options):
+def basecaller(data, run, validation, **options):
     """Train a basecaller on chunks from `nanoseq prepare` or `nanoseq simulate --chunks`
-    (folders DATA, joined)."""
+    (folders DATA, joined; they must have been prepared alike)."""
     from nanoseq.basecaller.train import train_basecaller
-    from nanoseq.signal.labels import load_chunks
+    from nanoseq.signal.labels import ChunkSet
 
     train_basecaller(
-        [load_chunks(folder) for folder in data],
-        output,
-        validation=load_chunks(validation) if validation else None,
+        [ChunkSet.load(folder) for folder in data],
+        run,
+        validation=ChunkSet.load(validation) if validation else None,
         **options,
     )
