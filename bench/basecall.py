@@ -60,7 +60,7 @@ def memory_run(args, model) -> None:
 
     def run(times: int) -> None:
         stream = streamed(args.reads, times)
-        for _ in basecall(stream, model, args.batch_size, beam_width=args.beam_width):
+        for _ in basecall(stream, model, args.beam_width, args.batch_size):
             pass
 
     run(1)
@@ -90,24 +90,25 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
     from nanoseq.basecaller.evaluate import evaluate_calls
-    from nanoseq.basecaller.pipeline import BATCH_SIZE, Runner, basecall, prepare_read
+    from nanoseq.basecaller.model import Basecaller
+    from nanoseq.basecaller.pipeline import BATCH_SIZE, Runner, Windows, basecall, prepare
     from nanoseq.io import CallsWriter
-    from nanoseq.models import DEFAULT_BASECALLER, load_model
+    from nanoseq.models import DEFAULT_BASECALLER
     from nanoseq.runtime import set_threads
     from nanoseq.signal.readers import read_signal
 
     set_threads(args.threads)
     args.batch_size = args.batch_size or BATCH_SIZE
     name = args.model or DEFAULT_BASECALLER
-    model = load_model(name)
+    model = Basecaller.from_preset(name)
     if args.memory_run:
         return memory_run(args, model)
     reads = list(read_signal([args.reads]))
     samples = sum(r.num_samples for r in reads)
     for width in (1, args.beam_width):  # warm-up: compile every batch shape
-        list(basecall(reads, model, args.batch_size, beam_width=width))
+        list(basecall(reads, model, width, args.batch_size))
 
-    result = {"benchmark": "basecall", "model": name, "decoder": model.decoder}
+    result = {"benchmark": "basecall", "model": name, "head": model.head.kind}
     result.update(reads=len(reads), samples=samples, batch_size=args.batch_size)
     work = Path(tempfile.mkdtemp())
     runs = [("greedy", 1, 1), ("beam", args.beam_width, 1), ("greedy_workers", 1, args.workers)]
@@ -117,15 +118,15 @@ def main() -> None:
         start = time.perf_counter()
         bases = 0
         with CallsWriter(out) as writer:
-            for call in basecall(
+            for read, call in basecall(
                 read_signal([args.reads]),
                 model,
+                width,
                 args.batch_size,
-                beam_width=width,
                 workers=workers,
                 timing=timing,
             ):
-                writer.write(call)
+                writer.write(read, call)
                 bases += len(call.sequence)
         seconds = time.perf_counter() - start
         metrics = evaluate_calls(out, args.reference, work / f"{label}.json", work / f"{label}.tsv")
@@ -146,13 +147,9 @@ def main() -> None:
         )
 
     # baseline in the same run: the model alone on the same windows
-    meta = model.metadata
-    windows = []
-    size, overlap, stride = meta["chunk_size"], meta["overlap"], model.input_stride
-    for read in reads:
-        _, read_windows = prepare_read(read, meta["normalisation"], size, overlap, stride)
-        windows.extend(read_windows)
-    runner = Runner(model, args.batch_size, meta["chunk_size"])
+    cut = Windows.of(model)
+    windows = [window for read in reads for window in prepare(read, model, cut).windows]
+    runner = Runner(model, args.batch_size, cut.size)
     start = time.perf_counter()
     for i in range(0, len(windows), args.batch_size):
         runner(windows[i : i + args.batch_size])
@@ -161,7 +158,7 @@ def main() -> None:
     result["model_share"] = round(model_seconds / result["greedy"]["seconds"], 3)
 
     start = time.perf_counter()
-    for _ in basecall(streamed(args.reads, 4), model, args.batch_size):
+    for _ in basecall(streamed(args.reads, 4), model, 1, args.batch_size):
         pass
     result["greedy_4x_samples_per_s"] = round(4 * samples / (time.perf_counter() - start))
     result["peak_rss_mb_all_passes"] = round(peak_rss_mb())

@@ -28,6 +28,7 @@ import pysam
 from nanoseq import __version__
 from nanoseq.errors import InputError
 from nanoseq.sequence import reverse_complement
+from nanoseq.signal.readers import Read
 
 SUMMARY_COLUMNS = (
     "filename read_id run_id channel mux start_time duration template_start template_duration"
@@ -112,93 +113,78 @@ def mean_qscore(qualities) -> float:
 
 @dataclass
 class Call:
-    """One basecalled read and the read metadata its tags and summary row come from.
+    """A read's basecall: its bases, their phred scores (clipped to 0..93, the FASTQ range), the
+    move table of ``stride`` samples a frame, the samples trimmed from the read's start, and the
+    normalisation's ``shift`` and ``scale``. Records and summary rows take the rest from the
+    :class:`~nanoseq.signal.readers.Read`."""
 
-    ``start_time`` is ISO-8601 (the SAM ``st`` tag); ``start_seconds`` is seconds from
-    the run start (the summary's ``start_time``). ``duration`` is in seconds, ``shift``
-    and ``scale`` are the normalisation. ``mean_qscore`` defaults to that of the qualities,
-    which are clipped to 0..93 (the FASTQ range).
-    """
-
-    read_id: str
     sequence: str
     qualities: np.ndarray
     moves: np.ndarray | None = None
     stride: int = 1
-    num_samples: int | None = None
-    trimmed_samples: int | None = None
-    channel: int | None = None
-    mux: int | None = None
-    read_number: int | None = None
-    start_time: str | None = None
-    start_seconds: float | None = None
-    duration: float | None = None
-    sample_rate: float | None = None
+    trimmed_samples: int = 0
     shift: float | None = None
     scale: float | None = None
-    mean_qscore: float | None = None
-    run_id: str = ""
-    filename: str = ""
 
     def __post_init__(self):
         self.qualities = np.clip(np.asarray(self.qualities), 0, 93).astype(np.uint8)
         if len(self.qualities) != len(self.sequence):
-            raise ValueError(
-                f"{self.read_id}: {len(self.qualities)} qualities for {len(self.sequence)} bases"
-            )
-        if self.mean_qscore is None:
-            self.mean_qscore = mean_qscore(self.qualities)
+            raise ValueError(f"{len(self.qualities)} qualities for {len(self.sequence)} bases")
 
-    def tags(self) -> list[tuple[str, object, str]]:
-        """The dorado-style tags whose values are known, as ``(tag, value, type)``."""
-        known = [
-            ("qs", self.mean_qscore, "f"),
-            ("ns", self.num_samples, "i"),
-            ("ts", self.trimmed_samples, "i"),
-            ("ch", self.channel, "i"),
-            ("mx", self.mux, "i"),
-            ("rn", self.read_number, "i"),
-            ("st", self.start_time, "Z"),
-            ("du", self.duration, "f"),
-            ("fn", self.filename or None, "Z"),
-            ("sm", self.shift, "f"),
-            ("sd", self.scale, "f"),
-        ]
-        return [(tag, value, kind) for tag, value, kind in known if value is not None]
-
-    def summary_row(self) -> dict:
-        """The sequencing-summary row; the template starts after the trimmed samples."""
-        trimmed = 0.0
-        if self.trimmed_samples and self.sample_rate:
-            trimmed = self.trimmed_samples / self.sample_rate
-        return {
-            "filename": self.filename,
-            "read_id": self.read_id,
-            "run_id": self.run_id,
-            "channel": self.channel,
-            "mux": self.mux,
-            "start_time": self.start_seconds,
-            "duration": self.duration,
-            "template_start": None if self.start_seconds is None else self.start_seconds + trimmed,
-            "template_duration": None if self.duration is None else self.duration - trimmed,
-            "sequence_length_template": len(self.sequence),
-            "mean_qscore_template": self.mean_qscore,
-        }
+    @property
+    def mean_qscore(self) -> float:
+        return mean_qscore(self.qualities)
 
 
-def _fastq(call: Call) -> str:
-    tags = "".join(f"\t{tag}:{kind}:{_cell(value)}" for tag, value, kind in call.tags())
+def record_tags(read: Read, call: Call) -> list[tuple[str, object, str]]:
+    """The dorado-style tags whose values are known, as ``(tag, value, type)``."""
+    known = [
+        ("qs", call.mean_qscore, "f"),
+        ("ns", read.num_samples, "i"),
+        ("ts", call.trimmed_samples, "i"),
+        ("ch", read.channel, "i"),
+        ("mx", read.mux, "i"),
+        ("rn", read.read_number, "i"),
+        ("st", read.start_timestamp, "Z"),
+        ("du", read.duration, "f"),
+        ("fn", read.filename or None, "Z"),
+        ("sm", call.shift, "f"),
+        ("sd", call.scale, "f"),
+    ]
+    return [(tag, value, kind) for tag, value, kind in known if value is not None]
+
+
+def summary_row(read: Read, call: Call) -> dict:
+    """The sequencing-summary row; the template starts after the trimmed samples."""
+    trimmed = call.trimmed_samples / read.sample_rate
+    return {
+        "filename": read.filename,
+        "read_id": read.read_id,
+        "run_id": read.run_id,
+        "channel": read.channel,
+        "mux": read.mux,
+        "start_time": read.start_time,
+        "duration": read.duration,
+        "template_start": read.start_time + trimmed,
+        "template_duration": read.duration - trimmed,
+        "sequence_length_template": len(call.sequence),
+        "mean_qscore_template": call.mean_qscore,
+    }
+
+
+def _fastq(read: Read, call: Call) -> str:
+    tags = "".join(f"\t{tag}:{kind}:{_cell(value)}" for tag, value, kind in record_tags(read, call))
     quality = (call.qualities + 33).tobytes().decode("ascii")
-    return f"@{call.read_id}{tags}\n{call.sequence}\n+\n{quality}\n"
+    return f"@{read.read_id}{tags}\n{call.sequence}\n+\n{quality}\n"
 
 
-def _segment(call: Call, header: pysam.AlignmentHeader) -> pysam.AlignedSegment:
+def _segment(read: Read, call: Call, header: pysam.AlignmentHeader) -> pysam.AlignedSegment:
     record = pysam.AlignedSegment(header)
-    record.query_name = call.read_id
+    record.query_name = read.read_id
     record.query_sequence = call.sequence
     record.flag = 4
     record.query_qualities = array.array("B", call.qualities.tobytes())
-    tags = call.tags()
+    tags = record_tags(read, call)
     if call.moves is not None:
         tags.append(("mv", array.array("b", [call.stride, *np.asarray(call.moves).tolist()])))
     record.set_tags(tags)
@@ -274,7 +260,7 @@ def _existing(path: Path) -> Path | None:
 
 
 class CallsWriter:
-    """Write :class:`Call` records to FASTQ (``.fastq``, ``.fq``, ``.gz``), SAM or BAM.
+    """Write reads' :class:`Call` records to FASTQ (``.fastq``, ``.fq``, ``.gz``), SAM or BAM.
 
     ``path`` None or "-" is FASTQ on stdout. Otherwise records go to ``<path>.partial``,
     renamed onto ``path`` when the ``with`` block ends without an exception, and left
@@ -361,14 +347,15 @@ class CallsWriter:
             if rows is not None:
                 self._rows.write(_tsv_line(rows[read_id], self.summary_columns))
 
-    def write(self, call: Call, extra: dict | None = None) -> None:
-        """Write one call, and its summary row with the ``extra`` summary columns."""
+    def write(self, read: Read, call: Call, extra: dict | None = None) -> None:
+        """Write one read's call, and its summary row with the ``extra`` summary columns."""
         if self.kind == "fastq":
-            self._calls.write(_fastq(call))
+            self._calls.write(_fastq(read, call))
         else:
-            self._calls.write(_segment(call, self.header))
+            self._calls.write(_segment(read, call, self.header))
         if self._rows is not None:
-            self._rows.write(_tsv_line(call.summary_row() | (extra or {}), self.summary_columns))
+            row = summary_row(read, call) | (extra or {})
+            self._rows.write(_tsv_line(row, self.summary_columns))
 
     def __exit__(self, exc_type, error, traceback) -> None:
         if self.path is None:

@@ -1,7 +1,7 @@
 """Measures shared by the model families. Basecalls: identity and error profile against a
 reference, aligned with mappy (minimap2, ``map-ont``; primary hit; identity = mlen / blen; an
-unmapped read counts 0). Language models: nats per token, perplexity, bits per character.
-Translations: BLEU and chrF (sacrebleu)."""
+unmapped read counts 0); training chunks: accuracy as bonito reports it. Language models: nats
+per token, perplexity, bits per character. Translations: BLEU and chrF (sacrebleu)."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ class _Columns:
         """Reference runs of >= 5 equal bases reproduced exactly (every base matched and no
         insertion inside or at either edge)."""
         total = correct = 0
-        for run in re.finditer(r"A{5,}|C{5,}|G{5,}|T{5,}", ref):
+        for run in re.finditer("|".join(f"{b}{{{HOMOPOLYMER},}}" for b in "ACGT"), ref):
             a, b = run.span()
             total += 1
             inserted = self.inserts_before[a : b + 1].any() if b < len(ref) else True
@@ -118,6 +118,22 @@ def _columns(cigar: str, query: str, ref: str) -> _Columns:
             ref_deleted[r : r + length] = True
             r += length
     return _Columns(ref_ok, ref_deleted, read_ok, read_inserted, inserts_before, max(1, r))
+
+
+def chunk_accuracy(reference: str, call: str) -> float:
+    """1 - edit distance / reference length (floored at 0), as bonito reports it."""
+    import edlib
+
+    if not reference:
+        return 0.0
+    distance = edlib.align(call, reference, task="distance")["editDistance"]
+    return max(0.0, 1.0 - distance / len(reference))
+
+
+def median_accuracy(references: list[str], calls: list[str]) -> float:
+    """The median :func:`chunk_accuracy` of calls against their references."""
+    pairs = zip(references, calls, strict=True)
+    return float(np.median([chunk_accuracy(r, c) for r, c in pairs]))
 
 
 def summarise(rows: Iterable[dict]) -> dict:

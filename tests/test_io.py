@@ -18,38 +18,46 @@ from nanoseq.io import (
     write_metrics,
     write_tsv,
 )
+from nanoseq.signal.readers import Read
 
 FORMATS = ["calls.fastq", "calls.fq.gz", "calls.sam", "calls.bam"]
 
 
 def make_calls(n=6, length=40, seed=0):
+    """``n`` pairs of a read (its signal 4,000 samples a second) and its call."""
     rng = np.random.default_rng(seed)
-    calls = []
+    pairs = []
     for i in range(n):
-        moves = rng.integers(0, 2, length * 3).astype(np.uint8)
-        calls.append(
-            Call(
-                read_id=f"read-{i:04d}",
-                sequence="".join(rng.choice(list("ACGT"), length)),
-                qualities=rng.integers(2, 40, length).astype(np.uint8),
-                moves=moves,
-                stride=5,
-                num_samples=length * 15 + 100,
-                trimmed_samples=100,
-                channel=i + 1,
-                mux=i % 4 + 1,
-                read_number=i,
-                start_time=f"2024-01-01T00:00:{i:02d}+00:00",
-                start_seconds=10.0 * i,
-                duration=0.5 + i,
-                sample_rate=4000.0,
-                shift=80.25,
-                scale=12.5,
-                run_id="run1",
-                filename="reads.pod5",
-            )
+        read = Read(
+            read_id=f"read-{i:04d}",
+            signal=np.zeros(2000 * (1 + 2 * i), np.int16),  # 0.5 s + i s
+            offset=0.0,
+            range=1.0,
+            digitisation=1.0,
+            sample_rate=4000.0,
+            channel=i + 1,
+            mux=i % 4 + 1,
+            read_number=i,
+            start_sample=40_000 * i,  # 10 s apart
+            run_id="run1",
+            filename="reads.pod5",
+            metadata={"exp_start_time": "2024-01-01T00:00:00Z"},
         )
-    return calls
+        call = Call(
+            sequence="".join(rng.choice(list("ACGT"), length)),
+            qualities=rng.integers(2, 40, length).astype(np.uint8),
+            moves=rng.integers(0, 2, length * 3).astype(np.uint8),
+            stride=5,
+            trimmed_samples=100,
+            shift=80.25,
+            scale=12.5,
+        )
+        pairs.append((read, call))
+    return pairs
+
+
+def ids(calls):
+    return [read.read_id for read, _ in calls]
 
 
 def read_back(path):
@@ -74,8 +82,8 @@ def read_back(path):
 
 def write_calls(path, calls, **options):
     with CallsWriter(path, **options) as writer:
-        for call in calls:
-            writer.write(call)
+        for read, call in calls:
+            writer.write(read, call)
 
 
 # --- small files ---
@@ -125,12 +133,12 @@ def test_mean_qscore_in_error_space():
     assert mean_qscore([10, 30]) == pytest.approx(12.967, abs=1e-3)
     assert mean_qscore(np.array([20, 20], np.uint8)) == pytest.approx(20)
     assert mean_qscore([]) == 0.0
-    assert Call("r", "AC", np.array([10, 30], np.uint8)).mean_qscore == pytest.approx(12.967, 1e-3)
+    assert Call("AC", np.array([10, 30], np.uint8)).mean_qscore == pytest.approx(12.967, 1e-3)
 
 
 def test_call_rejects_mismatched_qualities():
     with pytest.raises(ValueError, match="3 qualities for 2 bases"):
-        Call("r", "AC", np.array([1, 2, 3], np.uint8))
+        Call("AC", np.array([1, 2, 3], np.uint8))
 
 
 # --- basecalls ---
@@ -143,25 +151,26 @@ def test_round_trip(tmp_path, name):
     write_calls(path, calls)
     assert not (tmp_path / (name + ".partial")).exists()
     records = read_back(path)
-    assert [r[0] for r in records] == [c.read_id for c in calls]
-    for (_, sequence, qualities, tags), call in zip(records, calls, strict=True):
+    assert [r[0] for r in records] == [read.read_id for read, _ in calls]
+    for (_, sequence, qualities, tags), (read, call) in zip(records, calls, strict=True):
         assert sequence == call.sequence
         assert qualities == call.qualities.tolist()
+        start = f"2024-01-01T00:00:{10 * read.read_number:02d}.000+00:00"
         if name.endswith((".sam", ".bam")):
             assert list(tags.pop("mv")) == [5, *call.moves.tolist()]
             assert tags.pop("qs") == pytest.approx(call.mean_qscore, rel=1e-5)  # SAM: %g
-            assert tags.pop("du") == pytest.approx(call.duration)
+            assert tags.pop("du") == pytest.approx(read.duration)
             assert tags.pop("sm") == pytest.approx(80.25)
             assert tags.pop("sd") == pytest.approx(12.5)
-            want = dict(ns=call.num_samples, ts=100, ch=call.channel, mx=call.mux)
-            want |= dict(rn=call.read_number, st=call.start_time, fn="reads.pod5")
+            want = dict(ns=read.num_samples, ts=100, ch=read.channel, mx=read.mux)
+            want |= dict(rn=read.read_number, st=start, fn="reads.pod5")
         else:
             assert float(tags.pop("qs").removeprefix("f:")) == pytest.approx(
                 call.mean_qscore, rel=1e-5
             )
-            want = {"ns": f"i:{call.num_samples}", "ts": "i:100", "ch": f"i:{call.channel}"}
-            want |= {"mx": f"i:{call.mux}", "rn": f"i:{call.read_number}"}
-            want |= {"st": f"Z:{call.start_time}", "du": f"f:{call.duration:g}"}
+            want = {"ns": f"i:{read.num_samples}", "ts": "i:100", "ch": f"i:{read.channel}"}
+            want |= {"mx": f"i:{read.mux}", "rn": f"i:{read.read_number}"}
+            want |= {"st": f"Z:{start}", "du": f"f:{read.duration:g}"}
             want |= {"fn": "Z:reads.pod5", "sm": "f:80.25", "sd": "f:12.5"}
         assert tags == want
 
@@ -178,10 +187,12 @@ def test_sam_header_and_unaligned_flag(tmp_path):
     assert record.is_unmapped and record.flag == 4
 
 
-def test_fastq_without_metadata_has_only_qs(tmp_path):
+def test_fastq_tags_leave_out_what_is_not_known(tmp_path):
     path = tmp_path / "c.fastq"
-    write_calls(path, [Call("r1", "ACGT", np.array([20, 20, 20, 20], np.uint8))])
-    assert path.read_text() == "@r1\tqs:f:20\nACGT\n+\n5555\n"
+    read = Read("r1", np.zeros(800, np.int16), 0.0, 1.0, 1.0, 4000.0, channel=7)
+    write_calls(path, [(read, Call("ACGT", np.array([20, 20, 20, 20], np.uint8)))])
+    tags = "qs:f:20\tns:i:800\tts:i:0\tch:i:7\tmx:i:0\trn:i:0\tdu:f:0.2"
+    assert path.read_text() == f"@r1\t{tags}\nACGT\n+\n5555\n"  # no st, fn, sm, sd
 
 
 def test_stdout_is_fastq(capsys):
@@ -210,20 +221,20 @@ def test_crash_then_resume_equals_an_uninterrupted_run(tmp_path, name):
     path = tmp_path / name
     partial = tmp_path / (name + ".partial")
     with pytest.raises(KeyboardInterrupt), CallsWriter(path) as writer:
-        for call in calls[:5]:
-            writer.write(call)
+        for read, call in calls[:5]:
+            writer.write(read, call)
         raise KeyboardInterrupt
     assert not path.exists() and partial.exists()
-    assert [r[0] for r in read_back(partial)] == [c.read_id for c in calls[:5]]
+    assert [r[0] for r in read_back(partial)] == ids(calls[:5])
 
     written = []
     with CallsWriter(path, resume=True) as writer:
-        assert writer.done_ids == {c.read_id for c in calls[:5]}
-        for call in calls:
-            if call.read_id not in writer.done_ids:
-                writer.write(call)
-                written.append(call.read_id)
-    assert written == [c.read_id for c in calls[5:]]
+        assert writer.done_ids == set(ids(calls[:5]))
+        for read, call in calls:
+            if read.read_id not in writer.done_ids:
+                writer.write(read, call)
+                written.append(read.read_id)
+    assert written == ids(calls[5:])
     assert not partial.exists()
     assert read_back(path) == read_back(expected)
 
@@ -233,10 +244,10 @@ def test_resume_from_a_finished_file_adds_only_new_reads(tmp_path):
     path = tmp_path / "calls.bam"
     write_calls(path, calls[:4])
     with CallsWriter(path, resume=True) as writer:
-        assert writer.done_ids == {c.read_id for c in calls[:4]}
-        for call in calls[4:]:
-            writer.write(call)
-    assert [r[0] for r in read_back(path)] == [c.read_id for c in calls]
+        assert writer.done_ids == set(ids(calls[:4]))
+        for read, call in calls[4:]:
+            writer.write(read, call)
+    assert [r[0] for r in read_back(path)] == ids(calls)
 
 
 def test_without_resume_an_existing_output_is_replaced_at_the_end(tmp_path):
@@ -244,7 +255,7 @@ def test_without_resume_an_existing_output_is_replaced_at_the_end(tmp_path):
     write_calls(path, make_calls(3))
     with CallsWriter(path) as writer:
         assert writer.done_ids == set()
-        writer.write(make_calls(1, seed=9)[0])
+        writer.write(*make_calls(1, seed=9)[0])
         assert len(read_back(path)) == 3
     assert len(read_back(path)) == 1
 
@@ -269,8 +280,8 @@ def test_resume_drops_a_truncated_fastq_record(tmp_path, where):
     partial.write_text(text[: last + cut])
 
     with CallsWriter(path, resume=True) as writer:
-        assert writer.done_ids == {c.read_id for c in calls[:3]}
-        writer.write(calls[3])
+        assert writer.done_ids == set(ids(calls[:3]))
+        writer.write(*calls[3])
     assert path.read_text() == text
 
 
@@ -286,9 +297,9 @@ def test_resume_keeps_what_pysam_can_read_of_a_truncated_bam(tmp_path):
     with CallsWriter(path, resume=True) as writer:
         done = writer.done_ids
         assert 0 < len(done) < len(calls)
-        for call in calls:
-            if call.read_id not in done:
-                writer.write(call)
+        for read, call in calls:
+            if read.read_id not in done:
+                writer.write(read, call)
     assert read_back(path) == expected
 
 
@@ -300,8 +311,8 @@ def test_resume_drops_a_sam_line_cut_short(tmp_path):
     path.unlink()
     (tmp_path / "calls.sam.partial").write_text(text[:-5])  # inside the last record's tags
     with CallsWriter(path, resume=True) as writer:
-        assert writer.done_ids == {c.read_id for c in calls[:2]}
-        writer.write(calls[2])
+        assert writer.done_ids == set(ids(calls[:2]))
+        writer.write(*calls[2])
     assert path.read_text() == text
 
 
@@ -312,8 +323,8 @@ def test_summary_columns_rows_and_extras(tmp_path):
     calls = make_calls(3)
     summary = tmp_path / "calls.bam.summary.tsv"
     with CallsWriter(tmp_path / "calls.bam", summary=summary, summary_columns=["acc"]) as w:
-        for i, call in enumerate(calls):
-            w.write(call, {"acc": 0.9 + i / 100})
+        for i, (read, call) in enumerate(calls):
+            w.write(read, call, {"acc": 0.9 + i / 100})
     lines = summary.read_text().splitlines()
     assert lines[0].split("\t") == [*SUMMARY_COLUMNS, "acc"]
     assert SUMMARY_COLUMNS == [
@@ -330,7 +341,7 @@ def test_summary_columns_rows_and_extras(tmp_path):
         "mean_qscore_template",
     ]
     rows = [dict(zip(lines[0].split("\t"), line.split("\t"), strict=True)) for line in lines[1:]]
-    assert [r["read_id"] for r in rows] == [c.read_id for c in calls]
+    assert [r["read_id"] for r in rows] == ids(calls)
     row = rows[1]
     assert row["filename"] == "reads.pod5" and row["run_id"] == "run1"
     assert (row["channel"], row["mux"]) == ("2", "2")
@@ -338,7 +349,7 @@ def test_summary_columns_rows_and_extras(tmp_path):
     assert float(row["template_start"]) == pytest.approx(10.025)  # 100 samples at 4 kHz
     assert float(row["template_duration"]) == pytest.approx(1.475)
     assert row["sequence_length_template"] == "40"
-    assert float(row["mean_qscore_template"]) == pytest.approx(calls[1].mean_qscore, rel=1e-5)
+    assert float(row["mean_qscore_template"]) == pytest.approx(calls[1][1].mean_qscore, rel=1e-5)
     assert row["acc"] == "0.91"
 
 
@@ -347,8 +358,8 @@ def test_summary_resumes_with_the_calls(tmp_path):
     path, summary = tmp_path / "calls.fastq", tmp_path / "summary.tsv"
     write_calls(tmp_path / "expected.fastq", calls, summary=tmp_path / "expected.tsv")
     with pytest.raises(RuntimeError), CallsWriter(path, summary=summary) as writer:
-        for call in calls[:4]:
-            writer.write(call)
+        for read, call in calls[:4]:
+            writer.write(read, call)
         raise RuntimeError
     assert not summary.exists() and (tmp_path / "summary.tsv.partial").exists()
     # The summary row of read 3 was lost: that read is done again.
@@ -356,10 +367,10 @@ def test_summary_resumes_with_the_calls(tmp_path):
     partial.write_text("".join(partial.read_text().splitlines(True)[:4]))
 
     with CallsWriter(path, resume=True, summary=summary) as writer:
-        assert writer.done_ids == {c.read_id for c in calls[:3]}
-        for call in calls:
-            if call.read_id not in writer.done_ids:
-                writer.write(call)
+        assert writer.done_ids == set(ids(calls[:3]))
+        for read, call in calls:
+            if read.read_id not in writer.done_ids:
+                writer.write(read, call)
     assert summary.read_text() == (tmp_path / "expected.tsv").read_text()
     assert path.read_text() == (tmp_path / "expected.fastq").read_text()
 

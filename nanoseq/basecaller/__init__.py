@@ -1,4 +1,5 @@
-"""Nanopore basecalling: the CTC model, decoding, the streaming pipeline and training."""
+"""Nanopore basecalling: a signal backbone under a head (CTC or CRF) that owns its loss and
+decoding, the streaming pipeline from reads to calls, and training."""
 
 from nanoseq.runtime import import_keras
 

@@ -1,4 +1,4 @@
-"""CRF decoding of basecaller outputs (bonito's CTC-CRF): states are the last three bases.
+"""The CRF head (bonito's CTC-CRF): states are the last three bases.
 
 Per frame the model scores, for each of the 64 states (the last ``STATE_LEN`` bases as a base-4
 number, newest last), entering it by a *move* from each of its four predecessor states, which
@@ -8,19 +8,27 @@ on the bases before it.
 
 The loss is ``log Z - log score(labels)``: the partition function over every path minus the
 summed score of every path through the labels' states (the first ``STATE_LEN`` labels are the
-starting state). Decoding is Viterbi's best path; qualities come from forward-backward
-posteriors of the moves. The best path under-calls where a base's timing is uncertain (its
-probability is spread over many paths, staying is one path), so it is found with a lower stay
-score, calibrated on validation chunks after training (``metadata["crf_stay"]``). Everything
-is ``keras.ops``, so it runs inside a compiled model on any backend.
+starting state). Decoding finds the best path (Viterbi) or, with a beam, the most probable
+sequence (:class:`Beam`); qualities come from forward-backward posteriors of the moves. The best
+path under-calls where a base's timing is uncertain (its probability is spread over many paths,
+staying is one path), so it is found with a lower stay score, calibrated on validation chunks
+after training (:meth:`CRFHead.calibrated`). Everything but the last step of decoding is
+``keras.ops``, so it runs inside a compiled model on any backend.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 
 import keras
+import numpy as np
 from keras import ops
+
+from nanoseq.basecaller.head import Decoded, Head, decoded, register
+from nanoseq.metrics import median_accuracy
+
+log = logging.getLogger(__name__)
 
 N_BASE = 4
 STATE_LEN = 3
@@ -115,13 +123,6 @@ def log_label_score(moves, labels):
     return ops.take_along_axis(alpha, last[:, None], axis=1)[:, 0]
 
 
-@keras.saving.register_keras_serializable(package="nanoseq")
-def crf_loss(labels, head):
-    """CRF negative log-likelihood per chunk: log Z - log score(labels)."""
-    moves = move_scores(ops.cast(head, "float32"))
-    return log_partition(moves) - log_label_score(moves, labels)
-
-
 def _scan(step, init, xs, reverse=False):
     """``keras.ops.scan`` whose per-step outputs need not match the carry (Keras's TensorFlow
     scan stacks outputs shaped as the carry)."""
@@ -148,9 +149,9 @@ def _scan(step, init, xs, reverse=False):
 
 
 def path_and_posteriors(head, stay: float = STAY, width: int = 1):
-    """What decoding a batch of head outputs takes, per frame ``(batch, frames, 5)`` float32:
-    column 0 the called path (0 stay, else the code 1..4 of the base its move emits), columns
-    1..4 the posterior probability of a move emitting A, C, G, T. The path is the best one with
+    """What decoding a batch of head outputs takes, per frame: the called path ``(batch,
+    frames)`` int8 (0 stay, else the code 1..4 of the base its move emits) and the posterior
+    probability of a move emitting A, C, G, T ``(batch, frames, 4)``. The path is the best one with
     staying scored ``stay``, or with ``width`` > 1 that of a beam search (see :class:`Beam`)
     back from its final state. One scan forward (Viterbi's, and the forward sums), one back (the
     path's trace or the beam, and the backward sums), and for a beam its trace. The sums run in
@@ -196,8 +197,7 @@ def path_and_posteriors(head, stay: float = STAY, width: int = 1):
     init = (beam.start(end) if beam else end, uniform)
     (path, _), (steps, posteriors) = _scan(backward, init, (moves, choices, before), reverse=True)
     codes = beam.trace(path, steps) if beam else steps
-    path = ops.cast(ops.transpose(codes), "float32")
-    return ops.concatenate([path[..., None], ops.moveaxis(posteriors, 0, 1)], axis=-1)
+    return ops.cast(ops.transpose(codes), "int8"), ops.moveaxis(posteriors, 0, 1)
 
 
 HASH = 2**28 - 57  # sequences are told apart by their state and a hash of their bases
@@ -286,3 +286,65 @@ class Beam:
 
         best = ops.cast(ops.argmax(beam[0], axis=1), "int32")
         return _scan(follow, best, steps)[1]
+
+
+STAYS = tuple(STAY - i / 8 for i in range(9))  # the stay scores calibration tries
+
+
+@register
+class CRFHead(Head):
+    """The CRF head; ``stay`` is the stay score decoding uses (training's is ``STAY``)."""
+
+    kind = "crf"
+    classes = SCORES
+    skip = STATE_LEN
+
+    def __init__(self, stay: float = STAY, name="crf", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.stay = float(stay)
+
+    def call(self, labels, scores):
+        """Negative log-likelihood per chunk: log Z - log score(labels)."""
+        moves = move_scores(ops.cast(scores, "float32"))
+        return log_partition(moves) - log_label_score(moves, labels)
+
+    def frames(self, scores, beam_width: int = 1) -> tuple:
+        """The called path (best, or a beam search's) and the move posteriors."""
+        return path_and_posteriors(scores, self.stay, beam_width)
+
+    def decode(self, frames: tuple, beam_width: int = 1) -> Decoded:
+        """A base at each move of the path. Its quality is the posterior of a move emitting
+        that base near it: from halfway to the previous move to halfway to the next."""
+        codes, posteriors = frames
+        at = np.flatnonzero(codes)
+        labels = np.asarray(codes, dtype=np.int64)[at]
+        edges = np.concatenate([[0], (at[1:] + at[:-1] + 1) // 2, [len(codes)]])
+        mass = np.concatenate(
+            [np.zeros((1, N_BASE)), np.cumsum(posteriors, axis=0, dtype=np.float64)]
+        )
+        p = np.minimum(mass[edges[1:], labels - 1] - mass[edges[:-1], labels - 1], 1.0)
+        return decoded(len(codes), at, labels, p)
+
+    def feasible(self, references, lengths, frames):
+        """The labels fill its first state, and one frame a move for the rest."""
+        return (lengths >= STATE_LEN) & (lengths - STATE_LEN <= frames)
+
+    def calibrated(self, scores, truths, batch_size):
+        """This head with the stay score of :data:`STAYS` under which the best paths of
+        ``scores`` call ``truths`` best (median accuracy; of equals, the least change)."""
+        found = {}
+        for stay in STAYS:
+            calls = CRFHead(stay).decode_scores(scores, batch_size=batch_size)
+            found[stay] = median_accuracy(truths, [call.sequence for call in calls])
+        best = max(found, key=found.get)
+        log.info(
+            "CRF decoding stay score %.3g (validation accuracy %.4f; %.4f at the trained %.3g)",
+            best,
+            found[best],
+            found[STAY],
+            STAY,
+        )
+        return CRFHead(best)
+
+    def get_config(self):
+        return {**super().get_config(), "stay": self.stay}

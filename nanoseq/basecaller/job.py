@@ -13,11 +13,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from nanoseq.basecaller.model import Basecaller
 from nanoseq.basecaller.pipeline import basecall
 from nanoseq.errors import InputError
 from nanoseq.io import CallsWriter, write_metrics
 from nanoseq.metrics import Aligner, summarise
-from nanoseq.models import DEFAULT_BEAM_WIDTH, load_model
+from nanoseq.models import DEFAULT_BASECALLER, DEFAULT_BEAM_WIDTH
 from nanoseq.runtime import set_threads
 from nanoseq.signal.readers import find_signal_files, read_signal
 
@@ -43,7 +44,7 @@ def read_id_file(path: str | None) -> set[str] | None:
 
 def basecall_files(
     reads,
-    model: str,
+    model: str = DEFAULT_BASECALLER,
     output: str = "-",
     batch_size: int | None = None,
     chunk_size: int | None = None,
@@ -59,7 +60,7 @@ def basecall_files(
     workers: int = 1,
 ) -> dict:
     """Basecall ``reads`` (files or folders) with ``model``, write the outputs, return metrics."""
-    find_signal_files(reads)  # fail on bad input before loading the model
+    files = find_signal_files(reads)  # fail on bad input before loading the model
     wanted = read_id_file(read_ids)
     aligner = Aligner(reference) if reference else None
     to_file = output not in (None, "-")
@@ -71,22 +72,30 @@ def basecall_files(
         summary_columns=ALIGNMENT_COLUMNS if aligner else (),
     )
     set_threads(threads)
-    net = load_model(model)
+    net = Basecaller.from_preset(model)
 
     counts = {"reads": 0, "bases": 0, "samples": 0, "below_min_qscore": 0}
     rows = []
     timing: dict = {}
     start = time.monotonic()
     with writer, tqdm(desc="basecalling", unit=" reads", disable=None) as bar:
-        stream = (r for r in read_signal(reads, wanted) if r.read_id not in writer.done_ids)
+        stream = (r for r in read_signal(files, wanted) if r.read_id not in writer.done_ids)
         if max_reads is not None:
             stream = itertools.islice(stream, max(0, max_reads - len(writer.done_ids)))
         calls = basecall(
-            stream, net, batch_size, chunk_size, overlap, beam_width, trim, workers, timing
+            stream,
+            net,
+            beam_width=beam_width,
+            batch_size=batch_size,
+            chunk_size=chunk_size,
+            overlap=overlap,
+            trim=trim,
+            workers=workers,
+            timing=timing,
         )
-        for call in calls:
+        for read, call in calls:
             counts["reads"] += 1
-            counts["samples"] += call.num_samples
+            counts["samples"] += read.num_samples
             rate = counts["samples"] / max(time.monotonic() - start, 1e-9)
             bar.set_postfix(samples_per_s=f"{rate:.3g}", refresh=False)
             bar.update()
@@ -99,11 +108,11 @@ def basecall_files(
                 row = aligner.align(call.sequence, call.qualities)
                 rows.append(row)
                 extra = _alignment_columns(row)
-            writer.write(call, extra)
+            writer.write(read, call, extra)
     seconds = time.monotonic() - start
     metrics = {
         "model": model,
-        "decoder": net.decoder,
+        "head": net.head.kind,
         "beam_width": beam_width,
         **counts,
         "resumed_reads": len(writer.done_ids),

@@ -1,11 +1,15 @@
-"""Streaming basecalling: reads -> normalise -> windows -> batches across reads -> model ->
-stitch -> decode -> :class:`~nanoseq.io.Call`.
+"""Streaming basecalling as a chain of stages, each a generator over the one before:
 
-Windows of several reads share a batch; a read's call is yielded as soon as its last window has
-been through the model, in input order. Only the reads in flight are held, so memory stays flat
-whatever the input size. With ``workers`` > 1, a thread reads and prepares reads ahead and a
-pool of threads decodes, so that the model (in the calling thread) waits on neither; the
-``timing`` dict receives the seconds the model was busy.
+    reads -> prepare -> batch -> model -> unbatch and stitch -> decode -> (read, call)
+
+:func:`prepare` trims a read, normalises it as the model's training data was (its
+:class:`~nanoseq.signal.settings.SignalSettings`) and cuts it into windows; :func:`through_model`
+packs windows of several reads into batches, runs the compiled model with its head's in-graph
+decoding, and gives each read its frames back, stitched, as soon as its last window is through;
+:func:`decode` makes the call on the host. Reads stay in input order and only those in flight are
+held, so memory stays flat whatever the input size. With ``workers`` > 1 the stages before and
+after the model run in threads (:func:`threaded`), so that the model waits on neither reading
+nor decoding; the ``timing`` dict receives the seconds the model was busy.
 """
 
 from __future__ import annotations
@@ -15,19 +19,20 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import timedelta
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 
 import keras
 import numpy as np
 
-from nanoseq.basecaller.decode import decode
+from nanoseq.basecaller.model import Basecaller
 from nanoseq.io import Call
+from nanoseq.models import DEFAULT_BASECALLER, DEFAULT_BEAM_WIDTH
 from nanoseq.runtime import compiled_for
 from nanoseq.signal.chunks import chunk, stitch
-from nanoseq.signal.normalize import normalise, trim_start
+from nanoseq.signal.normalize import trim_start
 from nanoseq.signal.readers import Read
 
 log = logging.getLogger(__name__)
@@ -41,35 +46,99 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 320
 
 
+@dataclass(frozen=True)
+class Windows:
+    """How reads are cut: windows of ``size`` samples sharing ``overlap`` with their neighbours,
+    starting on multiples of ``step`` (the model's input stride), with ``stride`` samples a frame
+    of output."""
+
+    size: int
+    overlap: int
+    step: int
+    stride: int
+
+    @classmethod
+    def of(cls, model: Basecaller, size: int | None = None, overlap: int | None = None) -> Windows:
+        """The model's windows (as its metadata says), or those given."""
+        size = size or model.metadata["chunk_size"]
+        overlap = model.metadata["overlap"] if overlap is None else overlap
+        return cls(size, overlap, model.input_stride, model.stride)
+
+
 @dataclass
-class _InFlight:
+class Prepared:
+    """A read cut into windows of its normalised signal (``length`` samples after ``trimmed``),
+    with the normalisation's ``shift`` and ``scale``."""
+
     read: Read
-    trimmed: int
+    windows: np.ndarray
+    starts: np.ndarray
     length: int
+    trimmed: int
     shift: float
     scale: float
-    starts: np.ndarray
-    outputs: list = field(default_factory=list)
 
-    @property
-    def complete(self) -> bool:
-        """Every window has been through the model."""
-        return len(self.outputs) == len(self.starts)
+
+def basecall(
+    reads: Iterable[Read],
+    model: Basecaller | str = DEFAULT_BASECALLER,
+    beam_width: int = DEFAULT_BEAM_WIDTH,
+    batch_size: int | None = None,
+    chunk_size: int | None = None,
+    overlap: int | None = None,
+    trim: bool = True,
+    workers: int = 1,
+    timing: dict | None = None,
+) -> Iterator[tuple[Read, Call]]:
+    """Yield ``(read, call)`` for each read, in input order, by ``model`` (a :class:`Basecaller`
+    or a bundled name or path) with a beam search of ``beam_width`` (1: greedy / best path).
+    ``batch_size`` defaults to :data:`BATCH_SIZE`, ``chunk_size`` and ``overlap`` to the model's.
+    """
+    model = Basecaller.from_preset(model) if isinstance(model, str) else model
+    windows = Windows.of(model, chunk_size, overlap)
+    runner = Runner(model, batch_size or BATCH_SIZE, windows.size, timing, beam_width)
+    checked = rate_checked(reads, model.settings.sample_rate)
+    prepared = threaded(partial(prepare, model=model, windows=windows, trim=trim), checked, workers)
+    stitched = through_model(prepared, runner, windows)
+    yield from threaded(partial(decode, model=model, beam_width=beam_width), stitched, workers)
+
+
+def rate_checked(reads: Iterable[Read], expected: float) -> Iterator[Read]:
+    """``reads``, with a warning for each sample rate found that is not the model's."""
+    warned: set[float] = set()
+    for read in reads:
+        if abs(read.sample_rate - expected) > 0.05 * expected and read.sample_rate not in warned:
+            warned.add(read.sample_rate)
+            log.warning(
+                "%s: reads sampled at %g Hz but the model expects %g Hz; calls will be poor",
+                read.filename,
+                read.sample_rate,
+                expected,
+            )
+        yield read
+
+
+def prepare(read: Read, model: Basecaller, windows: Windows, trim: bool = True) -> Prepared:
+    """The read's start trimmed, its signal normalised as the model's training data was, cut
+    into windows."""
+    pa = read.pa
+    trimmed = trim_start(pa) if trim else 0
+    signal, shift, scale = model.settings.normalisation(pa[trimmed:])
+    cut, starts = chunk(signal, windows.size, windows.overlap, windows.step)
+    return Prepared(read, cut, starts, len(signal), trimmed, shift, scale)
 
 
 class Runner:
-    """Runs the model on batches of ``batch_size`` windows. A shorter batch (a run's last) is
-    padded only up to the smallest of ``batch_size``, its half, quarter or eighth that holds
-    it, so that a short run does not pay for a whole batch and at most four shapes compile."""
+    """Runs the model and its head's in-graph decoding (:meth:`Basecaller.frames`, compiled
+    with XLA once per model and beam width) on batches of ``batch_size`` windows. A shorter batch
+    (a run's last) is padded only up to the smallest of ``batch_size``, its half, quarter or
+    eighth that holds it, so that a short run does not pay for a whole batch and at most four
+    shapes compile."""
 
-    def __init__(
-        self, model: keras.Model, batch_size: int, chunk_size: int, timing=None, width: int = 1
-    ):
-        self.batch_size, self.chunk_size = batch_size, chunk_size
-        # a CRF's beam search runs in the graph (one compilation a width); CTC's on the host
-        self.width = width if model.decoder == "crf" else 1
-        # compiled with XLA once per model (3-4 s on 2 CPU cores), reused by later runs
-        self.forward = compiled_for(model, _inference, xla=True)
+    def __init__(self, model: Basecaller, batch_size: int, size: int, timing=None, width: int = 1):
+        self.batch_size, self.size = batch_size, size
+        self.width = model.head.compiled_width(width)
+        self.forward = compiled_for(model, _frames, xla=True)
         self.timing = timing if timing is not None else {}
         self.timing.setdefault("model_seconds", 0.0)
 
@@ -82,180 +151,112 @@ class Runner:
             size //= 2
         return size
 
-    def __call__(self, windows) -> np.ndarray:
-        """Model output for a sequence of up to ``batch_size`` windows."""
+    def __call__(self, windows) -> tuple:
+        """The head's frames (a tuple of arrays, a row per window) for up to ``batch_size``
+        windows."""
         n = len(windows)
-        batch = np.zeros((self.padded_size(n), self.chunk_size, 1), dtype=np.float32)
+        batch = np.zeros((self.padded_size(n), self.size, 1), dtype=np.float32)
         batch[:n, :, 0] = windows
         start = time.perf_counter()
-        outputs = keras.ops.convert_to_numpy(self.forward(batch, self.width))[:n]
+        frames = tuple(keras.ops.convert_to_numpy(f)[:n] for f in self.forward(batch, self.width))
         self.timing["model_seconds"] += time.perf_counter() - start
-        return outputs
+        return frames
 
 
-def _inference(model: keras.Model, x, width: int):
-    return model.decoder_input(x, width)
+def _frames(model: Basecaller, windows, width: int):
+    return model.frames(windows, width)
 
 
-def basecall(
-    reads: Iterable[Read],
-    model: keras.Model,
-    batch_size: int | None = None,
-    chunk_size: int | None = None,
-    overlap: int | None = None,
-    beam_width: int = 1,
-    trim: bool = True,
-    workers: int = 1,
-    timing: dict | None = None,
-) -> Iterator[Call]:
-    """Yield one :class:`Call` per read, in input order."""
-    stitched = stitched_outputs(
-        reads, model, batch_size, chunk_size, overlap, trim, workers, timing, beam_width
-    )
-    if workers <= 1:
-        for item, outputs in stitched:
-            yield _call(item, outputs, model, beam_width)
-        return
-    with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
-        futures = deque()
-        for item, outputs in stitched:
-            futures.append(pool.submit(_call, item, outputs, model, beam_width))
-            while futures and (futures[0].done() or len(futures) > 2 * workers):
-                yield futures.popleft().result()
-        while futures:
-            yield futures.popleft().result()
+def through_model(
+    prepared: Iterable[Prepared], runner: Runner, windows: Windows
+) -> Iterator[tuple[Prepared, tuple]]:
+    """Batch, model, unbatch and stitch: windows of several reads share a batch; each read comes
+    out with its frames stitched (:func:`stitch`, one array of the head's tuple at a time) once
+    its last window has been through the model, in input order."""
+    pending: deque[tuple[Prepared, list]] = deque()  # reads in flight, their windows' frames
+    batch: list[tuple[list, np.ndarray]] = []  # (the read's frames, a window)
 
-
-class _Failed:
-    def __init__(self, error: BaseException):
-        self.error = error
-
-
-def background(items: Iterable, depth: int) -> Iterator:
-    """``items`` produced by a daemon thread up to ``depth`` ahead; its errors raised here."""
-    buffer: queue.Queue = queue.Queue(depth)
-    end = object()
-
-    def produce():
-        try:
-            for item in items:
-                buffer.put(item)
-        except BaseException as error:  # handed to the consumer, raised there
-            buffer.put(_Failed(error))
-        buffer.put(end)
-
-    threading.Thread(target=produce, name="read-ahead", daemon=True).start()
-    while (item := buffer.get()) is not end:
-        if isinstance(item, _Failed):
-            raise item.error
-        yield item
-
-
-def stitched_outputs(
-    reads: Iterable[Read],
-    model: keras.Model,
-    batch_size: int | None = None,
-    chunk_size: int | None = None,
-    overlap: int | None = None,
-    trim: bool = True,
-    workers: int = 1,
-    timing: dict | None = None,
-    beam_width: int = 1,
-) -> Iterator[tuple[_InFlight, np.ndarray]]:
-    """Per read, in input order: its record and the model's stitched decoder input (frames, 5):
-    CTC logits or a CRF's path (found by a beam of ``beam_width``) and posteriors (see
-    :meth:`Basecaller.decoder_input`).
-    ``batch_size`` defaults to :data:`BATCH_SIZE`, ``chunk_size`` and ``overlap`` to the model's."""
-    meta = model.metadata
-    size = chunk_size or meta["chunk_size"]
-    overlap = meta["overlap"] if overlap is None else overlap
-    stride = model.stride
-    runner = Runner(model, batch_size or BATCH_SIZE, size, timing, beam_width)
-    pending: deque[_InFlight] = deque()
-    queue: list[tuple[_InFlight, np.ndarray]] = []
-    warned: set[float] = set()
-
-    def run_queue():
-        outputs = runner([window for _, window in queue])
-        for (item, _), out in zip(queue, outputs, strict=True):
-            item.outputs.append(out)
-        queue.clear()
+    def run():
+        frames = runner([window for _, window in batch])
+        for row, (done, _) in enumerate(batch):
+            done.append(tuple(f[row] for f in frames))
+        batch.clear()
 
     def finished():
-        while pending and pending[0].complete:
-            item = pending.popleft()
-            outputs, item.outputs = np.stack(item.outputs), []
-            yield item, stitch(outputs, item.starts, item.length, size, overlap, stride)
+        while pending and len(pending[0][1]) == len(pending[0][0].starts):
+            item, done = pending.popleft()
+            yield (
+                item,
+                tuple(
+                    stitch(
+                        np.stack(parts),
+                        item.starts,
+                        item.length,
+                        windows.size,
+                        windows.overlap,
+                        windows.stride,
+                    )
+                    for parts in zip(*done, strict=True)
+                ),
+            )
 
-    prepared = (
-        (read, *prepare_read(read, meta["normalisation"], size, overlap, model.input_stride, trim))
-        for read in reads
-    )
-    if workers > 1:
-        prepared = background(prepared, depth=4 * workers)
-    for read, item, windows in prepared:
-        _check_rate(read, meta, warned)
-        pending.append(item)
-        for window in windows:
-            queue.append((item, window))
-            if len(queue) == runner.batch_size:
-                run_queue()
+    for item in prepared:
+        pending.append((item, []))
+        for window in item.windows:
+            batch.append((pending[-1][1], window))
+            if len(batch) == runner.batch_size:
+                run()
                 yield from finished()
-    if queue:
-        run_queue()
+    if batch:
+        run()
     yield from finished()
 
 
-def _check_rate(read: Read, meta: dict, warned: set) -> None:
-    expected = meta.get("sample_rate")
-    if expected and abs(read.sample_rate - expected) > 0.05 * expected:
-        if read.sample_rate not in warned:
-            warned.add(read.sample_rate)
-            log.warning(
-                "%s: reads sampled at %g Hz but the model expects %g Hz; calls will be poor",
-                read.filename,
-                read.sample_rate,
-                expected,
-            )
+def decode(stitched: tuple[Prepared, tuple], model: Basecaller, beam_width: int) -> tuple:
+    """A read's stitched frames -> ``(read, call)``."""
+    item, frames = stitched
+    sequence, qualities, moves = model.head.decode(frames, beam_width)
+    call = Call(sequence, qualities, moves, model.stride, item.trimmed, item.shift, item.scale)
+    return item.read, call
 
 
-def prepare_read(read: Read, method: str, size: int, overlap: int, stride: int, trim: bool = True):
-    """The read's in-flight record and its windows (trimmed, normalised signal); ``stride`` is
-    the model's input stride, which window sizes, overlaps and starts are multiples of."""
-    pa = read.pa
-    trimmed = trim_start(pa) if trim else 0
-    signal, shift, scale = normalise(pa[trimmed:], method)
-    windows, starts = chunk(signal, size, overlap, stride)
-    return _InFlight(read, trimmed, len(signal), shift, scale, starts), windows
+_END = object()
 
 
-def _call(item: _InFlight, outputs: np.ndarray, model: keras.Model, beam_width: int) -> Call:
-    sequence, qualities, moves = decode(outputs, beam_width, model.decoder)
-    read = item.read
-    return Call(
-        read_id=read.read_id,
-        sequence=sequence,
-        qualities=qualities,
-        moves=moves,
-        stride=model.stride,
-        num_samples=read.num_samples,
-        trimmed_samples=item.trimmed,
-        channel=read.channel,
-        mux=read.mux,
-        read_number=read.read_number,
-        start_time=_start_time(read),
-        start_seconds=read.start_time,
-        duration=read.duration,
-        sample_rate=read.sample_rate,
-        shift=item.shift,
-        scale=item.scale,
-        run_id=read.run_id,
-        filename=read.filename,
-    )
+def threaded(function: Callable, items: Iterable, workers: int) -> Iterator:
+    """``map(function, items)``, lazily and in order; with ``workers`` > 1, ``items`` are pulled
+    by a thread of their own and ``function`` runs in a pool of ``workers`` threads, up to
+    ``2 * workers`` items ahead. Errors reach the caller where their item would have."""
+    if workers <= 1:
+        yield from map(function, items)
+        return
+    ahead: queue.Queue = queue.Queue(2 * workers)
+    stop = threading.Event()
 
+    def put(future) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(future, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
-def _start_time(read: Read) -> str | None:
-    """ISO-8601 time of the read's first sample, when the run's start time is known."""
-    if read.run_start is None:
-        return None
-    return (read.run_start + timedelta(seconds=read.start_time)).isoformat(timespec="milliseconds")
+    def feed(pool):
+        try:
+            for item in items:
+                if not put(pool.submit(function, item)):
+                    return
+        except BaseException as error:  # handed to the consumer, raised there
+            failed: Future = Future()
+            failed.set_exception(error)
+            put(failed)
+        put(_END)
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="stage") as pool:
+        threading.Thread(target=feed, args=(pool,), name="stage-feed", daemon=True).start()
+        try:
+            while (future := ahead.get()) is not _END:
+                yield future.result()
+        finally:
+            stop.set()

@@ -1,96 +1,54 @@
-"""Train a basecaller with CTC or a CRF on bonito-style chunk arrays.
+"""Train a basecaller on chunk sets (:class:`~nanoseq.signal.labels.ChunkSet`) with its head's
+loss.
 
-Each epoch logs the loss, the
-validation chunk accuracy (edlib) and the share of validation chunks decoded to nothing, so the
-usual early "all blank" phase of CTC training is visible for what it is.
+The chunks' settings (chemistry, sample rate, normalisation, chunk size) become the model's
+metadata, so that basecalling prepares reads as the training data was prepared; sets prepared
+differently are refused. Each epoch logs the loss, the validation chunk accuracy (edlib) and the
+share of validation chunks decoded to nothing, so the usual early "all blank" phase of CTC
+training is visible for what it is. At the end the best model's head is calibrated on the
+validation chunks (:meth:`Head.calibrated`).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-from pathlib import Path
+import math
 
-import edlib
 import keras
 import numpy as np
 
-from nanoseq.basecaller import crf
-from nanoseq.basecaller.decode import decode
-from nanoseq.basecaller.model import ALPHABET, LOSSES, STRIDES, Basecaller, output_frames
+from nanoseq.basecaller.backbone import STRIDES, SignalBackbone
+from nanoseq.basecaller.head import make_head
+from nanoseq.basecaller.model import Basecaller
+from nanoseq.metrics import median_accuracy
 from nanoseq.models import load_model, saved_config
-from nanoseq.runtime import compiled
-from nanoseq.signal.labels import join_chunks
-from nanoseq.training import BEST, adam, fit, seed_everything
+from nanoseq.signal.chunks import n_frames
+from nanoseq.signal.labels import ChunkSet, same_settings
+from nanoseq.training import BEST, Recipe, TrainingRun, adam, fit, seed_everything
 
 log = logging.getLogger(__name__)
 
 
-def feasible(
-    references: np.ndarray, lengths: np.ndarray, frames: int, decoder: str = "ctc"
-) -> np.ndarray:
-    """Chunks the loss can align. CTC: labels plus a blank between each repeated pair fit in
-    the frames; CRF: the labels fill its first state, and one frame a move for the rest."""
-    if decoder == "crf":
-        return (lengths >= crf.STATE_LEN) & (lengths - crf.STATE_LEN <= frames)
-    repeats = np.sum((references[:, 1:] == references[:, :-1]) & (references[:, 1:] > 0), axis=1)
-    return (lengths > 0) & (lengths + repeats <= frames)
-
-
-def model_arrays(chunk_set: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """A chunk set as the model's input ``(n, samples, 1)`` float32 and int32 CTC labels."""
-    signal = chunk_set["chunks"][..., None].astype(np.float32)
-    return signal, chunk_set["references"].astype(np.int32)
-
-
-def accuracy(reference: str, call: str) -> float:
-    """Chunk accuracy as bonito reports it: 1 - edit distance / reference length (floored at 0)."""
-    if not reference:
-        return 0.0
-    distance = edlib.align(call, reference, task="distance")["editDistance"]
-    return max(0.0, 1.0 - distance / len(reference))
-
-
-def truths(references: np.ndarray, decoder: str = "ctc") -> list[str]:
-    """What a model should call of each chunk. A CRF path starts in the state of the first
-    three bases, which it does not emit, so it is scored on the rest."""
-    skip = crf.STATE_LEN if decoder == "crf" else 0
-    return ["".join(ALPHABET[c] for c in row if c)[skip:] for row in references]
-
-
-def chunk_calls(outputs: np.ndarray, decoder: str, batch_size: int, stay: float = crf.STAY):
-    """The calls of chunks from their head outputs: CTC greedy, or the CRF's best path found
-    with ``stay``."""
-    if decoder == "crf":
-        function = compiled(functools.partial(crf.path_and_posteriors, stay=stay))
-        outputs = np.concatenate(
-            [
-                keras.ops.convert_to_numpy(function(outputs[i : i + batch_size]))
-                for i in range(0, len(outputs), batch_size)
-            ]
-        )
-    return [decode(frames, 1, decoder)[0] for frames in outputs]
-
-
-def median_accuracy(truth: list[str], calls: list[str]) -> float:
-    return float(np.median([accuracy(t, c) for t, c in zip(truth, calls, strict=True)]))
+def model_arrays(chunk_set: ChunkSet) -> tuple[np.ndarray, np.ndarray]:
+    """A chunk set as the model's input ``(n, samples, 1)`` float32 and int32 labels."""
+    return chunk_set.chunks[..., None].astype(np.float32), chunk_set.references.astype(np.int32)
 
 
 class ChunkValidation(keras.callbacks.Callback):
     """Decodes the validation chunks each epoch: accuracy and the all-blank share."""
 
-    def __init__(self, chunks, references, batch_size, decoder="ctc"):
+    def __init__(self, chunk_set: ChunkSet, batch_size: int):
         super().__init__()
-        self.chunks, self.batch_size, self.decoder = chunks, batch_size, decoder
-        self.truth = truths(references, decoder)
+        self.chunks, self.references = model_arrays(chunk_set)
+        self.batch_size = batch_size
 
     def on_epoch_end(self, epoch, logs=None):
-        outputs = self.model.predict(self.chunks, batch_size=self.batch_size, verbose=0)
-        stay = self.model.metadata.get("crf_stay", crf.STAY)
-        calls = chunk_calls(outputs, self.decoder, self.batch_size, stay)
+        model = self.model
+        scores = model.predict(self.chunks, batch_size=self.batch_size, verbose=0)
+        calls = [c.sequence for c in model.decode(scores, 1, self.batch_size)]
         blank = float(np.mean([not c for c in calls]))
         logs = logs if logs is not None else {}
-        logs["val_accuracy"] = median_accuracy(self.truth, calls)
+        logs["val_accuracy"] = median_accuracy(truths(model.head, self.references), calls)
         logs["val_blank_share"] = blank
         note = "  (all-blank phase: normal early in CTC training)" if blank > 0.5 else ""
         log.info(
@@ -102,111 +60,99 @@ class ChunkValidation(keras.callbacks.Callback):
         )
 
 
-def calibrate_stay(path: Path, chunks, references, batch_size: int) -> float:
-    """Set the CRF model at ``path``'s decoding stay score to the one of ``STAYS`` under which
-    its best paths call ``chunks`` best (median accuracy), and save it; return that score."""
+def truths(head, references: np.ndarray) -> list[str]:
+    """What ``head`` should call of chunks labelled ``references``."""
+    return [head.truth(row) for row in references]
+
+
+def calibrate(path, chunk_set: ChunkSet, batch_size: int) -> None:
+    """Calibrate the head of the model saved at ``path`` on ``chunk_set``, and save it."""
     model = load_model(str(path))
-    outputs = model.predict(chunks, batch_size=batch_size, verbose=0)
-    truth = truths(references, "crf")
-    found = {
-        stay: median_accuracy(truth, chunk_calls(outputs, "crf", batch_size, stay))
-        for stay in STAYS
-    }
-    best = max(found, key=found.get)  # the first of equals: the least change
-    log.info(
-        "CRF decoding stay score %.3g (validation accuracy %.4f; %.4f at the trained %.3g)",
-        best,
-        found[best],
-        found[crf.STAY],
-        crf.STAY,
-    )
-    model.metadata["crf_stay"] = best
-    temporary = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(temporary)
-    temporary.replace(path)
-    return best
-
-
-STAYS = tuple(crf.STAY - i / 8 for i in range(9))  # stay scores the calibration tries
+    chunks, references = model_arrays(chunk_set)
+    scores = model.predict(chunks, batch_size=batch_size, verbose=0)
+    head = model.head.calibrated(scores, truths(model.head, references), batch_size)
+    if head is not model.head:
+        model.head = head
+        temporary = path.with_name(f".{path.stem}.tmp.keras")
+        model.save(temporary)
+        temporary.replace(path)
 
 
 def train_basecaller(
-    data: dict[str, np.ndarray] | list[dict[str, np.ndarray]],
-    output: str | Path,
+    data: ChunkSet | list[ChunkSet],
+    run: TrainingRun,
+    validation: ChunkSet | None = None,
     init: str | None = None,
+    head: str | None = None,
     upsample: int | None = None,
-    decoder: str | None = None,
-    validation: dict[str, np.ndarray] | None = None,
-    epochs: int = 10,
     batch_size: int = 32,
     learning_rate: float = 2e-3,
     clipnorm: float = 2.0,
     valid_fraction: float = 0.05,
-    resume: bool = False,
-    max_minutes: float | None = None,
-    strategy: str = "default",
-    mixed_precision: bool = False,
-    seed: int = 1,
-    **model_options,
+    **backbone,
 ):
-    """Train on ``data`` (from ``prepare``; a list of such sets is joined) into the folder
-    ``output``; return the trained model. ``init`` (a bundled model's name or a ``.keras``
-    path) is trained further instead of a new model built from ``model_options``; an
-    ``upsample`` above its own widens its head (see :meth:`Basecaller.upsampled`), and another
-    ``decoder`` (``ctc`` or ``crf``) gives it a new head of that kind on the same layers
-    (see :meth:`Basecaller.with_decoder`).
+    """Train on ``data`` (chunk sets of the same settings, joined) as ``run`` says; return the
+    model as its last epoch left it and the history (the best model, its head calibrated, is
+    ``run.output/model.keras``).
+
+    ``init`` (a bundled model's name or a ``.keras`` path) is trained further instead of a new
+    model with a :class:`SignalBackbone` of ``backbone``'s arguments; an ``upsample`` above its
+    own widens its head (:meth:`Basecaller.upsampled`), and another ``head`` (``ctc`` or
+    ``crf``) puts a new one on its backbone (:meth:`Basecaller.with_head`).
 
     ``validation`` is a chunk set of its own; without it the last ``valid_fraction`` of the
     first set's chunks (in read order, so mostly whole reads) validates.
-    ``output`` gets ``checkpoint.keras`` each epoch, ``training.csv`` and ``model.keras``;
-    a CRF's ``model.keras`` gets its decoding stay score calibrated (:func:`calibrate_stay`).
     """
-    seed_everything(seed)
+    seed_everything(run.seed)
     sets = data if isinstance(data, list) else [data]
     if validation is None:
         first = sets[0]
-        split = len(first["chunks"]) - max(1, int(len(first["chunks"]) * valid_fraction))
-        validation = {name: array[split:] for name, array in first.items()}
-        sets = [{name: array[:split] for name, array in first.items()}, *sets[1:]]
-    train = join_chunks(sets)
-    chunks, references = model_arrays(train)
+        split = len(first) - max(1, int(len(first) * valid_fraction))
+        sets, validation = (
+            [first.rows(slice(None, split)), *sets[1:]],
+            first.rows(slice(split, None)),
+        )
+    settings = same_settings([*sets, validation])
+    train = ChunkSet.join(sets)
+    metadata = {**settings.to_metadata(), "chunk_size": train.chunk_size}
     # read from the saved config, not the model: loading one starts TensorFlow, which
     # multi-worker training must configure first
-    config = saved_config(init) if init else {"strides": STRIDES, **model_options}
-    upsample = upsample or config.get("upsample", 1)
-    decoder = decoder or config.get("decoder", "ctc")
+    config = saved_config(init) if init else None
+    kind = head or (keras.saving.deserialize_keras_object(config["head"]).kind if config else "ctc")
+    upsample = upsample or (config["upsample"] if config else 1)
+    strides = (
+        config["backbone"]["config"]["strides"] if config else backbone.get("strides", STRIDES)
+    )
 
     def build():
         if not init:
-            return Basecaller(upsample=upsample, decoder=decoder, **model_options)
-        model = load_model(init)
-        if model.decoder != decoder:
-            model = model.with_decoder(decoder)
-        return model if model.upsample == upsample else model.upsampled(upsample)
+            return Basecaller(SignalBackbone(**backbone), kind, upsample, metadata)
+        model = load_model(init, "basecaller")
+        differ = model.settings.differences(settings)
+        if differ:
+            log.warning(
+                "%s was trained on other data (%s): now %s", init, "; ".join(differ), settings
+            )
+        model = model if model.head.kind == kind else model.with_head(kind)
+        model = model if model.upsample == upsample else model.upsampled(upsample)
+        model.metadata.update(metadata)
+        return model
 
-    frames = output_frames(chunks.shape[1], config["strides"], upsample)
-    ok = feasible(references, train["reference_lengths"], frames, decoder)
+    frames = upsample * n_frames(train.chunk_size, math.prod(strides))
+    loss = make_head(kind)  # a head's loss does not depend on its decoding settings
+    ok = loss.feasible(train.references, train.reference_lengths, frames)
     if not ok.all():
-        log.info("dropping %d training chunks with more bases than CTC frames", (~ok).sum())
-    valid = model_arrays(validation)
-    trained = fit(
+        log.info("dropping %d training chunks the %s loss cannot align", (~ok).sum(), kind)
+    recipe = Recipe(
         build=build,
-        loss=LOSSES[decoder],
-        train=(chunks[ok], references[ok]),
-        validation=valid,
-        output=output,
-        epochs=epochs,
-        batch_size=batch_size,
         optimizer=adam(clipnorm),
+        loss=loss,
         peak_learning_rate=learning_rate,
-        resume=resume,
-        max_minutes=max_minutes,
-        strategy=strategy,
-        mixed_precision=mixed_precision,
-        callbacks=[ChunkValidation(*valid, batch_size, decoder)],
-        monitor="val_accuracy",
-        monitor_mode="max",
+        monitor=("val_accuracy", "max"),
+        callbacks=[ChunkValidation(validation, batch_size)],
     )
-    if decoder == "crf" and (Path(output) / BEST).is_file():
-        calibrate_stay(Path(output) / BEST, *valid, batch_size)
+    chunks, references = model_arrays(train)
+    trained = fit(run, recipe, (chunks[ok], references[ok]), model_arrays(validation), batch_size)
+    if (run.output / BEST).is_file():
+        calibrate(run.output / BEST, validation, batch_size)
     return trained

@@ -10,13 +10,13 @@ import pytest
 from scipy.special import logsumexp
 
 from nanoseq.basecaller import crf
-from nanoseq.basecaller.decode import crf_path, decode
+from nanoseq.basecaller.crf import STAYS, CRFHead
 from nanoseq.basecaller.model import Basecaller
-from nanoseq.basecaller.train import STAYS, train_basecaller
+from nanoseq.basecaller.train import train_basecaller
 from nanoseq.io import read_fasta
-from nanoseq.models import load_model
 from nanoseq.signal.labels import make_chunks
 from nanoseq.signal.simulate import labelled, load_pore_model, simulate_reads
+from nanoseq.training import TrainingRun
 
 FRAMES = 3
 TINY = dict(
@@ -63,24 +63,24 @@ def test_partition_and_label_score_sum_every_path(paths):
         label = keras.ops.convert_to_numpy(crf.log_label_score(moves, labels))[row]
         assert log_z == pytest.approx(logsumexp(scores), abs=1e-4)
         assert label == pytest.approx(logsumexp(target), abs=1e-4)
-        loss = keras.ops.convert_to_numpy(crf.crf_loss(labels, head))[row]
+        loss = keras.ops.convert_to_numpy(CRFHead().call(labels, head))[row]
         assert loss == pytest.approx(log_z - label, abs=1e-4) and loss > 0
 
 
 def test_best_path_and_posteriors_are_those_of_every_path(paths):
     head, _, found = paths
-    out = keras.ops.convert_to_numpy(crf.path_and_posteriors(head))
-    assert out.shape == (2, FRAMES, 5)
+    path, posteriors = (keras.ops.convert_to_numpy(a) for a in crf.path_and_posteriors(head))
+    assert path.shape == (2, FRAMES) and posteriors.shape == (2, FRAMES, 4)
     for row in range(2):
         mine = [(s, actions) for r, _, actions, s in found if r == row]
-        assert tuple(out[row, :, 0].astype(int)) == max(mine)[1]
+        assert tuple(path[row].astype(int)) == max(mine)[1]
         log_z = logsumexp([s for s, _ in mine])
         expected = np.zeros((FRAMES, 4))
         for score, actions in mine:
             for t, action in enumerate(actions):
                 if action:
                     expected[t, action - 1] += np.exp(score - log_z)
-        np.testing.assert_allclose(out[row, :, 1:], expected, atol=1e-5)
+        np.testing.assert_allclose(posteriors[row], expected, atol=1e-5)
 
 
 def test_beam_search_finds_the_most_probable_sequence():
@@ -90,8 +90,8 @@ def test_beam_search_finds_the_most_probable_sequence():
     frames, rows = 4, 4
     head = np.random.default_rng(2).normal(size=(rows, frames, crf.SCORES)) * 0.3 + 0.3
     moves = keras.ops.convert_to_numpy(crf.move_scores(head.astype("float32")))
-    viterbi = keras.ops.convert_to_numpy(crf.path_and_posteriors(head))[..., 0]
-    called = keras.ops.convert_to_numpy(crf.path_and_posteriors(head, width=400))[..., 0]
+    viterbi = keras.ops.convert_to_numpy(crf.path_and_posteriors(head)[0])
+    called = keras.ops.convert_to_numpy(crf.path_and_posteriors(head, width=400)[0])
     differ = 0
     for row in range(rows):
         paths = []  # score, actions, end state, bases (the start state's three, then each move's)
@@ -121,48 +121,25 @@ def test_beam_search_finds_the_most_probable_sequence():
 def test_a_lower_stay_score_moves_more():
     head = np.random.default_rng(1).normal(size=(4, 200, crf.SCORES)).astype("float32")
     count = [
-        (keras.ops.convert_to_numpy(crf.path_and_posteriors(head, stay))[..., 0] > 0).sum()
-        for stay in (2.0, 1.0)
+        (keras.ops.convert_to_numpy(CRFHead(stay).frames(head)[0]) > 0).sum() for stay in (2.0, 1.0)
     ]
     assert count[1] > count[0]
 
 
 def test_decoding_the_path_emits_a_base_at_each_move():
-    frames = np.zeros((8, 5), dtype=np.float32)
-    frames[:, 0] = [0, 1, 0, 3, 3, 0, 0, 4]  # A, then G G (no blank needed), then T
-    frames[1, 1] = 0.999  # A sure where it is
-    frames[3, 3] = frames[4, 3] = 0.5  # the two Gs: half sure each of its own frame
-    frames[6, 4], frames[7, 4] = 0.45, 0.45  # T: its timing uncertain, sure it is there
-    sequence, qualities, moves = crf_path(frames)
+    codes = np.array([0, 1, 0, 3, 3, 0, 0, 4], dtype=np.int8)  # A, then G G (no blank), then T
+    posteriors = np.zeros((8, 4), dtype=np.float32)
+    posteriors[1, 0] = 0.999  # A sure where it is
+    posteriors[3, 2] = posteriors[4, 2] = 0.5  # the two Gs: half sure each of its own frame
+    posteriors[6, 3], posteriors[7, 3] = 0.45, 0.45  # T: its timing uncertain, sure it is there
+    sequence, qualities, moves = CRFHead().decode((codes, posteriors))
     assert sequence == "AGGT"
     assert moves.tolist() == [0, 1, 0, 1, 1, 0, 0, 1]
     assert qualities[0] == 30 and qualities[1] == qualities[2] == 3
     assert qualities[3] == 10  # 0.9 gathered from the frames nearer it than its neighbours
-    assert decode(frames, 5, "crf")[0] == sequence  # a CRF's beam search ran in the graph
-    assert crf_path(np.zeros((4, 5)))[0] == ""
-
-
-def test_crf_model_round_trip_and_new_head_on_the_same_layers(tmp_path):
-    keras.utils.set_random_seed(0)
-    ctc = Basecaller(filters=(4, 8), kernels=(5, 9), strides=(1, 6), units=8, layers=1)
-    model = ctc.with_decoder("crf").upsampled(2)
-    assert model.decoder == "crf" and model.upsample == 2 and model.stride == 3
-    for name in ("conv0", "conv1", "lstm0"):
-        kept = zip(
-            ctc.get_layer(name).get_weights(), model.get_layer(name).get_weights(), strict=True
-        )
-        for a, b in kept:
-            np.testing.assert_array_equal(a, b)
-    x = np.random.default_rng(0).normal(size=(2, 600, 1)).astype("float32")
-    assert model.predict(x, verbose=0).shape == (2, 200, crf.SCORES)
-    model.metadata["crf_stay"] = 1.5
-    model.save(tmp_path / "crf.keras")
-    loaded = keras.saving.load_model(tmp_path / "crf.keras")
-    assert loaded.decoder == "crf" and loaded.metadata["crf_stay"] == 1.5
-    expected = crf.path_and_posteriors(model.predict(x, verbose=0), 1.5)
-    np.testing.assert_allclose(loaded.decoder_input(x), expected, atol=1e-4)
-    with pytest.raises(ValueError, match="decoder"):
-        Basecaller(decoder="hmm")
+    assert CRFHead().decode((codes, posteriors), 5)[0] == sequence  # the beam ran in the graph
+    assert CRFHead().decode((np.zeros(4, np.int8), np.zeros((4, 4))))[0] == ""
+    assert CRFHead().truth(np.array([1, 2, 3, 4, 4, 0])) == "TT"  # the first state is not called
 
 
 @pytest.mark.slow
@@ -171,11 +148,11 @@ def test_crf_head_trains_and_its_decoding_is_calibrated(sample_dir, tmp_path):
     reads = simulate_reads(lam, load_pore_model(), 10, 1500, seed=5, region=(0, 30_000))
     data = make_chunks((labelled(r) for r in reads), size=1200, step=600)
     model, history = train_basecaller(
-        data, tmp_path, decoder="crf", epochs=4, batch_size=16, learning_rate=5e-3, **TINY
+        data, TrainingRun(tmp_path, epochs=4), head="crf", batch_size=16, learning_rate=5e-3, **TINY
     )
     losses, valid = history.history["loss"], history.history["val_loss"]
-    assert model.decoder == "crf"
+    assert isinstance(model.head, CRFHead)
     # from scratch a CRF learns slowly at first: about 12 % off the loss in these few steps
     assert all(np.diff(losses) < 0) and losses[-1] < 0.93 * losses[0] and valid[-1] < valid[0]
-    saved = load_model(str(tmp_path / "model.keras"))
-    assert saved.decoder == "crf" and saved.metadata["crf_stay"] in STAYS
+    saved = Basecaller.from_preset(str(tmp_path / "model.keras"))
+    assert isinstance(saved.head, CRFHead) and saved.head.stay in STAYS

@@ -1,16 +1,30 @@
-"""Greedy and beam decoding, qualities and move tables."""
+"""The CTC head: its loss, greedy and beam decoding, qualities and move tables."""
 
+import keras
 import numpy as np
 
-from nanoseq.basecaller.decode import beam_search, greedy
+from nanoseq.basecaller.ctc import CTCHead, beam_search, greedy
 from nanoseq.probability import log_softmax
 
 
-def logits_for(path, strength=6.0, frames_of=None):
+def logits_for(path, strength=6.0):
     """Frame logits that make ``path`` (label per frame, 0 = blank) the most likely one."""
     out = np.zeros((len(path), 5), dtype=np.float32)
     out[np.arange(len(path)), path] = strength
     return out
+
+
+def test_loss_prefers_the_right_labels():
+    labels = np.array([[1, 2, 3, 0], [4, 4, 0, 0]], dtype="int32")
+    frames = np.full((2, 12, 5), -4.0, dtype="float32")
+    path = [[1, 1, 0, 2, 2, 0, 3, 3, 0, 0, 0, 0], [4, 4, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0]]
+    for row, seq in enumerate(path):
+        frames[row, np.arange(12), seq] = 4.0
+    head = CTCHead()
+    good = keras.ops.convert_to_numpy(head.call(labels, frames))
+    wrong = keras.ops.convert_to_numpy(head.call(labels[::-1], frames))
+    assert good.shape == (2,) and (good < 1.0).all() and (wrong > 10.0).all()
+    assert float(head(labels, frames)) == np.float32(good.mean())  # Keras's loss: the mean
 
 
 def test_greedy_merges_repeats_and_drops_blanks():
@@ -27,15 +41,17 @@ def test_qualities_follow_the_posterior():
     assert greedy(confident)[1].max() <= 50 and greedy(unsure)[1].min() >= 1
 
 
-def test_beam_width_one_is_greedy_and_beam_agrees_on_clear_input():
+def test_width_one_is_greedy_and_beam_agrees_on_clear_input():
     rng = np.random.default_rng(0)
     path = rng.integers(0, 5, size=300)
     logits = logits_for(path) + rng.normal(0, 0.3, size=(300, 5)).astype(np.float32)
+    head = CTCHead()
     seq, q, mv = greedy(logits)
-    seq1, q1, mv1 = beam_search(logits, width=1)
+    seq1, q1, mv1 = head.decode((logits,), 1)
     assert seq1 == seq and np.array_equal(q1, q) and np.array_equal(mv1, mv)
-    seq5, q5, mv5 = beam_search(logits, width=5)
+    seq5, q5, mv5 = head.decode((logits,), 5)
     assert seq5 == seq and mv5.sum() == len(seq5) and len(q5) == len(seq5)
+    assert head.compiled_width(5) == 1  # the beam runs on the host: one compiled program
 
 
 def test_beam_finds_the_likelier_labelling_than_the_best_path():

@@ -6,12 +6,16 @@ import csv
 import numpy as np
 import pytest
 
+from nanoseq.basecaller.crf import CRFHead
+from nanoseq.basecaller.ctc import CTCHead
 from nanoseq.basecaller.pipeline import basecall
-from nanoseq.basecaller.train import accuracy, feasible, train_basecaller
+from nanoseq.basecaller.train import train_basecaller
 from nanoseq.io import read_fasta
+from nanoseq.metrics import chunk_accuracy
 from nanoseq.signal.labels import make_chunks
 from nanoseq.signal.readers import read_signal
 from nanoseq.signal.simulate import labelled, load_pore_model, simulate_reads, write_reads
+from nanoseq.training import TrainingRun
 
 TINY = dict(
     filters=(4, 16, 48), kernels=(5, 5, 19), strides=(1, 1, 6), units=48, layers=1, upsample=2
@@ -30,7 +34,12 @@ def trained(lam, tmp_path_factory):
     data = make_chunks((labelled(r) for r in reads), size=1200, step=600)
     folder = tmp_path_factory.mktemp("tiny")
     model, history = train_basecaller(
-        data, folder, epochs=8, batch_size=16, learning_rate=5e-3, valid_fraction=0.1, **TINY
+        data,
+        TrainingRun(folder, epochs=8),
+        batch_size=16,
+        learning_rate=5e-3,
+        valid_fraction=0.1,
+        **TINY,
     )
     return model, history, folder
 
@@ -48,18 +57,18 @@ def test_tiny_model_calls_unseen_reads(trained, lam, tmp_path):
     )
     calls = list(basecall(read_signal([tmp_path / "test.pod5"]), model, batch_size=16))
     truth = read_fasta(tmp_path / "truth.fasta")
-    called = np.median([accuracy(truth[c.read_id], c.sequence) for c in calls])
+    called = np.median([chunk_accuracy(truth[r.read_id], c.sequence) for r, c in calls])
     # chance: random sequences of the same lengths score about 0.5 against the truth
     rng = np.random.default_rng(0)
     random = np.median(
         [
-            accuracy(truth[c.read_id], "".join(rng.choice(list("ACGT"), len(c.sequence))))
-            for c in calls
+            chunk_accuracy(truth[r.read_id], "".join(rng.choice(list("ACGT"), len(c.sequence))))
+            for r, c in calls
         ]
     )
     assert random < 0.55
     assert called > random + 0.15
-    assert all(0.8 < len(c.sequence) / len(truth[c.read_id]) < 1.2 for c in calls)
+    assert all(0.8 < len(c.sequence) / len(truth[r.read_id]) < 1.2 for r, c in calls)
 
 
 @pytest.mark.slow
@@ -73,7 +82,8 @@ def test_training_resumes_from_checkpoint(trained, lam):
     data = make_chunks(
         (labelled(r) for r in simulate_reads(lam, load_pore_model(), 6, 1500)), size=1200, step=600
     )
-    train_basecaller(data, folder, epochs=9, batch_size=16, valid_fraction=0.2, resume=True, **TINY)
+    run = TrainingRun(folder, epochs=9, resume=True)
+    train_basecaller(data, run, batch_size=16, valid_fraction=0.2, **TINY)
     with open(folder / "training.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["epoch"]) for r in rows] == list(range(9))
@@ -82,19 +92,34 @@ def test_training_resumes_from_checkpoint(trained, lam):
 def test_feasible_counts_repeats():
     refs = np.array([[1, 1, 1, 0], [1, 2, 3, 4], [2, 2, 0, 0]])
     lengths = np.array([3, 4, 2])
-    assert feasible(refs, lengths, frames=4).tolist() == [False, True, True]
-    assert feasible(refs, lengths, frames=5).tolist() == [True, True, True]
+    assert CTCHead().feasible(refs, lengths, frames=4).tolist() == [False, True, True]
+    assert CTCHead().feasible(refs, lengths, frames=5).tolist() == [True, True, True]
     # a CRF starts in the state of three labels and moves once a frame for the rest
-    assert feasible(refs, lengths, frames=0, decoder="crf").tolist() == [True, False, False]
-    assert feasible(refs, lengths, frames=1, decoder="crf").tolist() == [True, True, False]
+    assert CRFHead().feasible(refs, lengths, frames=0).tolist() == [True, False, False]
+    assert CRFHead().feasible(refs, lengths, frames=1).tolist() == [True, True, False]
 
 
-def test_mirrored_strategy_trains_on_one_host(lam, tmp_path):
-    data = make_chunks(
-        (labelled(r) for r in simulate_reads(lam, load_pore_model(), 4, 1500)), size=1200, step=600
+def test_the_chunks_settings_travel_into_the_model_and_its_calls(lam, tmp_path):
+    """Chunks prepared with quantile normalisation make a model that normalises reads so; sets
+    prepared differently are not mixed."""
+    from nanoseq.basecaller.model import Basecaller
+    from nanoseq.basecaller.pipeline import Windows, prepare
+    from nanoseq.errors import InputError
+    from nanoseq.signal.normalize import Normalisation, quantile
+    from nanoseq.signal.simulate import as_read
+
+    reads = list(simulate_reads(lam, load_pore_model(), 4, 1500, seed=7))
+    by_quantile = make_chunks(
+        (labelled(r, Normalisation("quantile")) for r in reads), size=1200, step=600
     )
-    model, history = train_basecaller(
-        data, tmp_path, epochs=1, batch_size=8, valid_fraction=0.2, strategy="mirrored", **TINY
-    )
-    assert np.isfinite(history.history["loss"][0])
-    assert (tmp_path / "model.keras").exists() and (tmp_path / "checkpoint.keras").exists()
+    train_basecaller(by_quantile, TrainingRun(tmp_path, epochs=1), batch_size=8, **TINY)
+    model = Basecaller.from_preset(str(tmp_path / "model.keras"))
+    assert model.settings == by_quantile.settings
+    assert model.metadata["normalisation"] == {"method": "quantile"}
+    assert model.metadata["chunk_size"] == 1200 and model.metadata["sample_rate"] == 4000
+    read = as_read(reads[0], 1, 0)
+    item = prepare(read, model, Windows.of(model), trim=False)
+    assert (item.shift, item.scale) == pytest.approx(quantile(read.pa))
+    by_median = make_chunks((labelled(r) for r in reads), size=1200, step=600)
+    with pytest.raises(InputError, match="prepared differently: normalisation"):
+        train_basecaller([by_quantile, by_median], TrainingRun(tmp_path / "mixed"), **TINY)

@@ -8,6 +8,8 @@ import pysam
 import pytest
 from click.testing import CliRunner
 
+from nanoseq.basecaller.backbone import SignalBackbone
+from nanoseq.basecaller.crf import STAYS
 from nanoseq.basecaller.model import Basecaller
 from nanoseq.cli import main
 from nanoseq.io import read_fasta
@@ -27,7 +29,7 @@ def small_model(tmp_path_factory):
 
     keras.utils.set_random_seed(0)
     path = tmp_path_factory.mktemp("model") / "small.keras"
-    Basecaller(filters=(4, 8, 16), units=8, layers=1).save(path)
+    Basecaller(SignalBackbone(filters=(4, 8, 16), units=8, layers=1)).save(path)
     return path
 
 
@@ -52,7 +54,7 @@ def test_bundled_model_calls_map_to_lambda(sample_dir, tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "calls.fastq.metrics.json").read_text())
     assert metrics["reads"] == 6
-    assert metrics["decoder"] == "crf" and metrics["beam_width"] == 5  # the default
+    assert metrics["head"] == "crf" and metrics["beam_width"] == 5  # the default
     assert metrics["alignment"]["mapped_fraction"] == 1.0  # the requirement: they map
     # a regression guard under the bundled model's 0.884 (v5, beam 5; its best path 0.869)
     assert metrics["alignment"]["median_identity"] > 0.85
@@ -218,6 +220,7 @@ def test_fastq_on_stdout(sample_dir, small_model):
         (["missing.pod5"], "no such file or folder"),
         (["{reads}", "-m", "nope.keras"], "no such model file"),
         (["{reads}", "-m", "{truth}"], "cannot load model"),
+        (["{reads}", "-m", "char_tinyshakespeare"], "is a language model; this needs a basecaller"),
         (["{reads}", "-o", "calls.txt"], "calls.txt"),
     ],
 )
@@ -323,7 +326,7 @@ def test_simulate_random_genome_chunks_then_train_from_the_bundled_model(sample_
         rows = list(csv.DictReader(handle))
     assert float(rows[0]["val_accuracy"]) > 0.6
     trained = keras.saving.load_model(out / "model.keras", compile=False)
-    assert trained.stride == 3 and trained.decoder == "crf" and "crf_stay" in trained.metadata
+    assert trained.stride == 3 and trained.head.kind == "crf" and trained.head.stay in STAYS
     x = np.load(real / "chunks.npy")[:4, :, None]
     expected = load_model("dna_r941_lambda").predict(x, verbose=0)
     np.testing.assert_allclose(trained.predict(x, verbose=0), expected, atol=1e-4)

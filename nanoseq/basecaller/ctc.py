@@ -1,0 +1,89 @@
+"""The CTC head: per frame 5 logits over ``N A C G T``, the blank at index 0 (Keras's and
+bonito's convention). Decoded on the host: greedy (best label per frame, repeats merged, blanks
+dropped) or a prefix beam search (fast-ctc-decode); a base's quality is the posterior of its
+label at the frame that emits it.
+
+The loss on the TensorFlow backend is ``tf.nn.ctc_loss`` with sparse labels (about 100x faster
+than the dense path); other backends use ``keras.ops.ctc_loss``.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from nanoseq.basecaller.head import Decoded, Head, decoded, register
+from nanoseq.probability import log_softmax
+from nanoseq.signal.labels import ALPHABET
+
+
+@register
+class CTCHead(Head):
+    kind = "ctc"
+    classes = len(ALPHABET)
+
+    def __init__(self, name="ctc", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, labels, logits):
+        """CTC loss per chunk; ``labels``: codes 1..4 padded with 0 (the blank, never a label)."""
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            labels = tf.cast(labels, tf.int32)
+            frames = tf.fill([tf.shape(logits)[0]], tf.shape(logits)[1])
+            return tf.nn.ctc_loss(
+                labels=tf.sparse.from_dense(labels),
+                logits=logits,
+                label_length=None,
+                logit_length=frames,
+                logits_time_major=False,
+                blank_index=0,
+            )
+        ops = keras.ops
+        labels = ops.cast(labels, "int32")
+        lengths = ops.sum(ops.cast(labels > 0, "int32"), axis=1)
+        frames = ops.full((ops.shape(logits)[0],), ops.shape(logits)[1], dtype="int32")
+        return ops.ctc_loss(labels, logits, lengths, frames, mask_index=0)
+
+    def frames(self, scores, beam_width: int = 1) -> tuple:
+        """The logits as they are: both searches run on the host."""
+        return (scores,)
+
+    def compiled_width(self, beam_width: int) -> int:
+        return 1  # one compiled program serves every width
+
+    def decode(self, frames: tuple, beam_width: int = 1) -> Decoded:
+        """Greedy for ``beam_width`` 1, else a prefix beam search of that width."""
+        (logits,) = frames
+        logits = np.asarray(logits, dtype=np.float32)
+        return beam_search(logits, beam_width) if beam_width > 1 else greedy(logits)
+
+    def feasible(self, references, lengths, frames):
+        """Labels plus a blank between each repeated pair fit in the frames."""
+        repeats = np.sum(
+            (references[:, 1:] == references[:, :-1]) & (references[:, 1:] > 0), axis=1
+        )
+        return (lengths > 0) & (lengths + repeats <= frames)
+
+
+def greedy(logits: np.ndarray) -> Decoded:
+    """Best label per frame, repeats merged, blanks dropped."""
+    best = logits.argmax(axis=-1)
+    new = np.ones(len(best), dtype=bool)
+    new[1:] = best[1:] != best[:-1]
+    at = np.flatnonzero(new & (best > 0))
+    codes = best[at]
+    p = np.exp(log_softmax(logits[at]))[np.arange(len(at)), codes]
+    return decoded(len(logits), at, codes, p)
+
+
+def beam_search(logits: np.ndarray, width: int = 5, cut: float = 1e-3) -> Decoded:
+    """CTC prefix beam search (fast-ctc-decode)."""
+    from fast_ctc_decode import beam_search as search
+
+    posteriors = np.exp(log_softmax(logits))
+    sequence, path = search(posteriors, ALPHABET, beam_size=width, beam_cut_threshold=cut)
+    at = np.asarray(path, dtype=np.int64)
+    codes = np.array([ALPHABET.index(b) for b in sequence], dtype=np.int64)
+    return decoded(len(posteriors), at, codes, posteriors[at, codes])

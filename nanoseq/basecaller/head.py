@@ -1,0 +1,111 @@
+"""A basecaller's head: what the model's scores per frame mean, and everything that follows from
+that. Each head is one class (:mod:`~nanoseq.basecaller.ctc`, :mod:`~nanoseq.basecaller.crf`)
+and the model hands it training and decoding; nothing else asks which head a model has, so a new
+head is one new module.
+
+A head is a Keras ``Loss`` (its ``call`` is the per-chunk training loss, saved with a compiled
+model) that also knows:
+
+- ``classes``: scores per frame;
+- :meth:`Head.frames`: in the compiled model, a batch of scores -> what decoding on the host
+  takes, a tuple of per-frame arrays ``(batch, frames, ...)`` (stitched across windows one by one);
+- :meth:`Head.decode`: one read's stitched frames -> :class:`Decoded` (bases, qualities, moves);
+- :meth:`Head.compiled_width`: the beam width the in-graph part depends on;
+- :meth:`Head.feasible`: which training chunks the loss can align;
+- ``skip``: labels a call does not emit (a CRF path starts in the state of its first bases);
+- :meth:`Head.calibrated`: the head tuned on validation scores after training.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, NamedTuple
+
+import keras
+import numpy as np
+
+from nanoseq.runtime import compiled_for
+from nanoseq.signal.labels import ALPHABET
+
+MAX_QSCORE = 50
+
+
+class Decoded(NamedTuple):
+    """A read's called bases, their phred scores (uint8) and its move table (uint8, one entry a
+    frame, 1 where a base is emitted)."""
+
+    sequence: str
+    qualities: np.ndarray
+    moves: np.ndarray
+
+
+def decoded(frames: int, at: np.ndarray, codes: np.ndarray, p: np.ndarray) -> Decoded:
+    """Bases ``codes`` (1..4) emitted at frames ``at`` of ``frames``, each right with probability
+    ``p``."""
+    error = np.clip(1.0 - p, 10 ** (-MAX_QSCORE / 10), 1.0)
+    qualities = np.clip(np.rint(-10 * np.log10(error)), 1, MAX_QSCORE).astype(np.uint8)
+    moves = np.zeros(frames, dtype=np.uint8)
+    moves[at] = 1
+    return Decoded("".join(ALPHABET[c] for c in codes), qualities, moves)
+
+
+class Head(keras.losses.Loss):
+    """The base of the heads; see the module's docstring."""
+
+    kind: ClassVar[str]  # the name `--head` takes
+    classes: ClassVar[int]
+    skip: ClassVar[int] = 0
+
+    def frames(self, scores, beam_width: int = 1) -> tuple:
+        raise NotImplementedError
+
+    def decode(self, frames: tuple, beam_width: int = 1) -> Decoded:
+        raise NotImplementedError
+
+    def compiled_width(self, beam_width: int) -> int:
+        """The beam width :meth:`frames` depends on (one compiled program a width)."""
+        return beam_width
+
+    def feasible(self, references: np.ndarray, lengths: np.ndarray, frames: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def decode_scores(self, scores, beam_width: int = 1, batch_size: int = 64) -> list[Decoded]:
+        """The calls of rows of scores ``(n, frames, classes)``, e.g. a model's output for
+        training chunks; :meth:`frames` runs compiled, ``batch_size`` rows at a time."""
+        function = compiled_for(self, _frames)
+        calls = []
+        for i in range(0, len(scores), batch_size):
+            frames = [
+                keras.ops.convert_to_numpy(f)
+                for f in function(scores[i : i + batch_size], beam_width)
+            ]
+            for row in range(len(frames[0])):
+                calls.append(self.decode(tuple(f[row] for f in frames), beam_width))
+        return calls
+
+    def calibrated(self, scores: np.ndarray, truths: list[str], batch_size: int) -> Head:
+        """This head tuned to decode ``scores`` (validation chunks) as ``truths``; as it is."""
+        return self
+
+    def truth(self, labels: np.ndarray) -> str:
+        """What a call of a chunk labelled ``labels`` (codes, 0 padded) should be."""
+        return "".join(ALPHABET[c] for c in labels if c)[self.skip :]
+
+
+def _frames(head: Head, scores, beam_width: int = 1):
+    return head.frames(scores, beam_width)
+
+
+HEADS: dict[str, type[Head]] = {}
+
+
+def register(cls: type[Head]) -> type[Head]:
+    """Class decorator: a head known by its ``kind`` and saved with models (Keras registry)."""
+    HEADS[cls.kind] = cls
+    return keras.saving.register_keras_serializable(package="nanoseq")(cls)
+
+
+def make_head(kind: str) -> Head:
+    """A new head of ``kind`` (``ctc`` or ``crf``)."""
+    if kind not in HEADS:
+        raise ValueError(f"head must be one of {', '.join(sorted(HEADS))}, got {kind!r}")
+    return HEADS[kind]()
