@@ -25,39 +25,46 @@ keras = import_keras()
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = ROOT.parent / "shared" / "data" / "text"
 
+# Per task: the training run's options (nanoseq.training.TrainingRun), then the model's.
 TASKS = {
-    "shakespeare": dict(
-        level="char",
-        cell="lstm",
-        layers=2,
-        units=256,
-        embedding_dim=64,
-        dropout=0.1,  # without it, 19 epochs overfit from epoch 17 (1.505 nats/char)
-        batch_size=32,  # 128 rows ran 2.6x the characters/s but reached only 1.684 (too few steps)
-        steps=100,
-        epochs=60,  # more than 30 minutes hold: the schedule anneals within --minutes
-        optimizer="adam",
-        learning_rate=2e-3,
-        clipnorm=5.0,
-        jit_compile="auto",  # nanoseq's LSTM ran 0.31 s a step without XLA, 0.34 s with
-        max_minutes=29.0,  # the target's 30 minutes, less the last epoch's validation
+    "shakespeare": (
+        dict(
+            epochs=60,  # more than 30 minutes hold: the schedule anneals within --minutes
+            max_minutes=29.0,  # the target's 30 minutes, less the last epoch's validation
+            xla="auto",  # nanoseq's LSTM ran 0.31 s a step without XLA, 0.34 s with
+        ),
+        dict(
+            level="char",
+            cell="lstm",
+            layers=2,
+            units=256,
+            embedding_dim=64,
+            dropout=0.1,  # without it, 19 epochs overfit from epoch 17 (1.505 nats/char)
+            batch_size=32,  # 128 rows ran 2.6x the characters/s but reached only 1.684
+            steps=100,
+            optimizer="adam",
+            learning_rate=2e-3,
+            clipnorm=5.0,
+        ),
     ),
-    "ptb": dict(
-        level="word",
-        cell="lstm",
-        layers=2,
-        units=200,
-        embedding_dim=200,
-        batch_size=20,
-        steps=20,
-        epochs=13,
-        optimizer="sgd",
-        # Zaremba et al.'s lr 1 and clip 5 act on the loss summed over the 20 steps; nanoseq's
-        # loss is the mean per token, so the same updates are lr 20 and clip 5 / 20
-        learning_rate=20.0,
-        clipnorm=0.25,
-        decay=0.5,
-        decay_from=5,
+    "ptb": (
+        dict(epochs=13),
+        dict(
+            level="word",
+            cell="lstm",
+            layers=2,
+            units=200,
+            embedding_dim=200,
+            batch_size=20,
+            steps=20,
+            optimizer="sgd",
+            # Zaremba et al.'s lr 1 and clip 5 act on the loss summed over the 20 steps;
+            # nanoseq's loss is the mean per token, so the same updates are lr 20 and clip 5 / 20
+            learning_rate=20.0,
+            clipnorm=0.25,
+            decay=0.5,
+            decay_from=5,
+        ),
     ),
 }
 
@@ -95,22 +102,28 @@ def main() -> None:
     from nanoseq.runtime import set_threads
     from nanoseq.text.lm_evaluate import evaluate_text
     from nanoseq.text.lm_train import train_language_model
+    from nanoseq.training import TrainingRun
 
     set_threads(args.threads)
     work = Path(tempfile.mkdtemp())
     train, valid, test = files(args.task, work)
     output = Path(args.output or work / "run")
-    config = {**TASKS[args.task], **({"max_minutes": args.minutes} if args.minutes else {})}
+    run_options, options = TASKS[args.task]
+    run_options = {**run_options, **({"max_minutes": args.minutes} if args.minutes else {})}
     counter = BatchCounter()
     start = time.perf_counter()
     trainer, history = train_language_model(
-        [str(p) for p in train], [str(p) for p in valid], output, callbacks=[counter], **config
+        [str(p) for p in train],
+        [str(p) for p in valid],
+        TrainingRun(output, **run_options),
+        callbacks=[counter],
+        **options,
     )
     seconds = time.perf_counter() - start
-    tokens = counter.batches * config["batch_size"] * config["steps"]
+    tokens = counter.batches * options["batch_size"] * options["steps"]
     result = {
         "benchmark": f"lm-{args.task}",
-        "config": config,
+        "config": {**run_options, **options},
         "epochs_run": len(history.history["loss"]),
         "train_seconds": round(seconds),
         "train_tokens_per_s": round(tokens / seconds),

@@ -35,10 +35,10 @@ CONFIG = dict(
     dropout=0.3,
     label_smoothing=0.1,
     batch_size=64,
-    epochs=22,
     learning_rate=2e-3,
     clipnorm=1.0,
 )
+EPOCHS = 22
 
 
 def target_tokens(sources: list[str], targets: list[str]) -> int:
@@ -66,6 +66,7 @@ def main() -> None:
     from nanoseq.text.data import read_pairs
     from nanoseq.text.seq2seq_train import train_seq2seq
     from nanoseq.text.translate import evaluate_translation
+    from nanoseq.training import TrainingRun
 
     set_threads(args.threads)
 
@@ -75,7 +76,8 @@ def main() -> None:
     output = Path(args.output or tempfile.mkdtemp()) / "run"
     train = split("train")
     start = time.perf_counter()
-    _, history = train_seq2seq(train, split("val"), output, max_minutes=args.minutes, **CONFIG)
+    run = TrainingRun(output, epochs=EPOCHS, max_minutes=args.minutes)
+    _, history = train_seq2seq(train, split("val"), run, **CONFIG)
     seconds = time.perf_counter() - start
     model = str(output / "model.keras")
     test_sources, test_references = split("test_2016_flickr")
@@ -85,7 +87,7 @@ def main() -> None:
     tokens = target_tokens(*train) * len(val_bleu)
     result = {
         "benchmark": "seq2seq-multi30k-de-en",
-        "config": CONFIG,
+        "config": {**CONFIG, "epochs": EPOCHS, "max_minutes": args.minutes},
         "epochs_run": len(val_bleu),
         "best_epoch": int(max(range(len(val_bleu)), key=val_bleu.__getitem__)) + 1,
         "val_bleu_greedy": round(max(val_bleu), 2),

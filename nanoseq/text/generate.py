@@ -150,10 +150,10 @@ def generate_text(
     seed: int | None = None,
 ) -> str:
     """The prompt and the language model's continuation of it (``nanoseq lm generate``)."""
-    from nanoseq.models import load_model
+    from nanoseq.text.lm import LanguageModel
     from nanoseq.text.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocabulary
 
-    net = load_model(model)
+    net = LanguageModel.from_preset(model)
     vocab = Vocabulary.from_config(net.vocabulary)
     ids = vocab.encode(prompt)
     log_probs, states = net.prime(ids if len(ids) else np.array([BOS_ID]))

@@ -50,9 +50,7 @@ def evaluate_text(model: str, text_file: str) -> dict:
     """``nanoseq lm evaluate``: nats per token, perplexity (and bits per char) of a text.
 
     Word models count ``<eos>`` at line ends as a token, as the PTB literature does."""
-    from nanoseq.models import load_model
-
-    net = load_model(model)
+    net = LanguageModel.from_preset(model)
     vocab = Vocabulary.from_config(net.vocabulary)
     stream = encode_corpus([text_file], vocab)
     nats, tokens = stream_nats(net, stream)

@@ -4,17 +4,17 @@ whole validation text with the state carried (see :mod:`nanoseq.text.lm_evaluate
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import keras
 import numpy as np
 
 from nanoseq.metrics import text_scores
+from nanoseq.text.backbone import TextBackbone
 from nanoseq.text.data import bptt_windows, corpus_text, encode_corpus, read_text
 from nanoseq.text.lm import LanguageModel, StreamingTrainer
 from nanoseq.text.lm_evaluate import stream_nats
 from nanoseq.text.vocab import Vocabulary
-from nanoseq.training import adam, fit, replica_rows, seed_everything
+from nanoseq.training import Recipe, TrainingRun, adam, fit, replica_rows, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def halve_from(epoch_number: int, factor: float):
 def train_language_model(
     train_files: list[str],
     valid_files: list[str],
-    output: str | Path,
+    run: TrainingRun,
     level: str = "char",
     cell: str = "lstm",
     layers: int = 2,
@@ -72,21 +72,16 @@ def train_language_model(
     max_vocab: int | None = None,
     batch_size: int = 32,
     steps: int = 100,
-    epochs: int = 10,
     optimizer: str = "adam",
     learning_rate: float = 2e-3,
     clipnorm: float = 5.0,
     decay: float = 0.5,
     decay_from: int | None = None,
-    resume: bool = False,
-    max_minutes: float | None = None,
-    strategy: str = "default",
-    seed: int = 1,
     callbacks: list | None = None,
-    jit_compile: bool | str = "auto",
 ):
-    """Build the vocabulary on ``train_files``, train, and save the best model by validation."""
-    seed_everything(seed)
+    """Build the vocabulary on ``train_files``, train as ``run`` says, and save the best model
+    by validation; return the :class:`StreamingTrainer` and its history."""
+    seed_everything(run.seed)
     texts = [corpus_text(read_text(path), level) for path in train_files]
     vocab = Vocabulary.build(texts, level, min_count=min_count, max_size=max_vocab)
     train = encode_corpus(train_files, vocab)
@@ -100,17 +95,10 @@ def train_language_model(
     x, y = bptt_windows(train, batch_size, steps)
 
     def build():
-        model = LanguageModel(
-            len(vocab),
-            embedding_dim,
-            units,
-            layers,
-            cell,
-            dropout,
-            layer_norm,
-            tie_weights,
-            vocabulary=vocab.get_config(),
+        backbone = TextBackbone(
+            len(vocab), embedding_dim, units, layers, cell, layer_norm=layer_norm, dropout=dropout
         )
+        model = LanguageModel(backbone, vocab.get_config(), tie_weights)
         model.build((None, None))  # weights exist before the optimizer is built
         return StreamingTrainer(model, replica_rows(batch_size))
 
@@ -125,22 +113,13 @@ def train_language_model(
     callbacks = [StreamValidation(valid, level), *(callbacks or [])]
     if decay_from:
         callbacks.append(halve_from(decay_from, decay))
-    return fit(
+    recipe = Recipe(
         build=build,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        train=(x, y),
-        output=output,
-        epochs=epochs,
-        batch_size=batch_size,
         optimizer=make,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         peak_learning_rate=learning_rate if optimizer == "adam" else None,
-        resume=resume,
-        max_minutes=max_minutes,
-        strategy=strategy,
-        callbacks=callbacks,
-        monitor="val_nats_per_token",
-        monitor_mode="min",
-        shuffle=False,
+        monitor=("val_nats_per_token", "min"),
         export=lambda trainer: trainer.model,
-        jit_compile=jit_compile,
+        callbacks=callbacks,
     )
+    return fit(run, recipe, (x, y), batch_size=batch_size, shuffle=False)

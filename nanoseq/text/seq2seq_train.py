@@ -5,17 +5,17 @@ the validation loss plus greedy-decoding BLEU/chrF, which picks the saved model 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import keras
 import numpy as np
 
 from nanoseq.metrics import translation_scores
+from nanoseq.text.backbone import TextBackbone
 from nanoseq.text.data import encode_pairs, length_buckets, pad, preprocess
 from nanoseq.text.seq2seq import MaskedCrossEntropy, Seq2Seq
 from nanoseq.text.translate import Translator
 from nanoseq.text.vocab import BOS_ID, EOS_ID, Vocabulary
-from nanoseq.training import adam, fit, seed_everything
+from nanoseq.training import Recipe, TrainingRun, adam, fit, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class TranslationValidation(keras.callbacks.Callback):
 def train_seq2seq(
     train_pairs: tuple[list[str], list[str]],
     valid_pairs: tuple[list[str], list[str]],
-    output: str | Path,
+    run: TrainingRun,
     lowercase: bool = False,
     tokenize: bool = False,
     min_count: int = 1,
@@ -91,20 +91,14 @@ def train_seq2seq(
     dropout: float = 0.0,
     label_smoothing: float = 0.0,
     batch_size: int = 64,
-    epochs: int = 10,
     learning_rate: float = 2e-3,
     clipnorm: float = 1.0,
     patience: int | None = None,
-    resume: bool = False,
-    max_minutes: float | None = None,
-    strategy: str = "default",
-    seed: int = 1,
     callbacks: list | None = None,
-    jit_compile: bool | str = "auto",
 ):
-    """Build both vocabularies on the training pairs, train, and save the model of the best
-    validation BLEU as ``output/model.keras``."""
-    seed_everything(seed)
+    """Build both vocabularies on the training pairs, train as ``run`` says, and save the model
+    of the best validation BLEU as ``model.keras``; return the model and its history."""
+    seed_everything(run.seed)
     preprocessing = {"lowercase": lowercase, "tokenize": tokenize}
     train_src, train_tgt = ([preprocess(s, **preprocessing) for s in side] for side in train_pairs)
     valid_src, valid_tgt = ([preprocess(s, **preprocessing) for s in side] for side in valid_pairs)
@@ -113,7 +107,7 @@ def train_seq2seq(
     train = PairBatches(
         *encode_pairs(train_src, train_tgt, source_vocab, target_vocab, max_length),
         batch_size,
-        seed=seed,
+        seed=run.seed,
     )
     valid = PairBatches(
         *encode_pairs(valid_src, valid_tgt, source_vocab, target_vocab, max_length), batch_size
@@ -127,16 +121,20 @@ def train_seq2seq(
     )
 
     def build():
-        model = Seq2Seq(
+        encoder = TextBackbone(
             len(source_vocab),
-            len(target_vocab),
             embedding_dim,
             units,
             layers,
             cell,
-            bidirectional,
+            bidirectional=bidirectional,
+            dropout=dropout,
+            name="encoder",
+        )
+        model = Seq2Seq(
+            encoder,
+            len(target_vocab),
             attention,
-            dropout,
             source_vocabulary=source_vocab.get_config(),
             target_vocabulary=target_vocab.get_config(),
             preprocessing=preprocessing,
@@ -149,21 +147,12 @@ def train_seq2seq(
         watch.append(
             keras.callbacks.EarlyStopping(monitor="val_bleu", mode="max", patience=patience)
         )
-    return fit(
+    recipe = Recipe(
         build=build,
-        loss=MaskedCrossEntropy(label_smoothing),
-        train=train,
-        output=output,
-        epochs=epochs,
-        batch_size=batch_size,
         optimizer=adam(clipnorm),
+        loss=MaskedCrossEntropy(label_smoothing),
         peak_learning_rate=learning_rate,
-        validation=valid,
-        resume=resume,
-        max_minutes=max_minutes,
-        strategy=strategy,
+        monitor=("val_bleu", "max"),
         callbacks=watch,
-        monitor="val_bleu",
-        monitor_mode="max",
-        jit_compile=jit_compile,
     )
+    return fit(run, recipe, train, valid)

@@ -121,14 +121,10 @@ class Translator:
 
 
 def load_translator(model: str) -> Translator:
-    """A :class:`Translator` for a ``.keras`` file; a file of another model family is an error."""
-    from nanoseq.models import load_model
+    """A :class:`Translator` for a ``.keras`` file; a model of another family is refused."""
     from nanoseq.text.seq2seq import Seq2Seq
 
-    net = load_model(model)
-    if not isinstance(net, Seq2Seq):
-        raise InputError(f"not a seq2seq model (a {type(net).__name__})", model)
-    return Translator(net)
+    return Translator(Seq2Seq.from_preset(model))
 
 
 def write_lines(path: str | Path, lines: list[str]) -> None:

@@ -117,6 +117,18 @@ def test_bad_input_is_one_line(tmp_path):
     assert "empty text" in line
 
 
+def test_a_basecaller_is_refused_in_one_line(tmp_path):
+    (tmp_path / "text.txt").write_text(SONNET)
+    commands = [
+        ("lm", "generate", "-m", "dna_r941_lambda", "-p", "From"),
+        ("lm", "evaluate", "-m", "dna_r941_lambda", "--text", tmp_path / "text.txt"),
+    ]
+    for args, real in zip(commands, [True, False], strict=True):
+        line = one_line_error(*args, real=real)
+        assert line.startswith("nanoseq: error: dna_r941_lambda: is a basecaller;")
+        assert "needs a language model" in line and "Traceback" not in line
+
+
 def test_bundled_model_generates_out_of_the_box():
     result = CliRunner().invoke(
         main, ["lm", "generate", "--prompt", "ROMEO:", "-n", "80", "--seed", "1"]

@@ -129,13 +129,16 @@ def test_bad_input_is_one_line(tmp_path, pairs):
         ),
         ("seq2seq", "train", "--source", pairs, "--valid-pairs", pairs, "-o", tmp_path),
         ("seq2seq", "translate", "-m", "char_tinyshakespeare", pairs),
+        ("seq2seq", "translate", "-m", "dna_r941_lambda", pairs),
         ("seq2seq", "evaluate", "-m", tmp_path / "none.keras", "--pairs", pairs),
     ]
     problems = [
         "no tab-separated second column",
         "--source and --target",
-        "not a seq2seq",
+        "char_tinyshakespeare: is a language model; this needs a seq2seq model",
+        "dna_r941_lambda: is a basecaller; this needs a seq2seq model",
         "no such",
     ]
     for args, problem in zip(cases, problems, strict=True):
-        assert problem in one_line_error(*args, real=problem == "not a seq2seq")
+        line = one_line_error(*args, real="needs a seq2seq" in problem)
+        assert problem in line and "Traceback" not in line

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import nanoseq  # noqa: F401  (registers the models on Keras import)
+from nanoseq.text.backbone import TextBackbone
 from nanoseq.text.data import bptt_windows
 from nanoseq.text.generate import beam_search, greedy, sample
 from nanoseq.text.lm import LanguageModel, StreamingTrainer
@@ -31,7 +32,7 @@ class ResetEachEpoch(keras.callbacks.Callback):
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_initial_loss_is_log_vocabulary(cell):
     keras.utils.set_random_seed(0)
-    model = LanguageModel(50, 16, 16, layers=2, cell=cell)
+    model = LanguageModel(TextBackbone(50, 16, 16, layers=2, cell=cell))
     tokens = np.random.default_rng(0).integers(0, 50, size=(8, 20))
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(tokens, model(tokens))
     assert float(loss) == pytest.approx(np.log(50), abs=0.05)
@@ -43,7 +44,7 @@ def test_tiny_model_overfits_and_generates_its_text(tmp_path):
     vocab = Vocabulary.build([TEXT], "char")
     stream = vocab.encode(TEXT)
     x, y = bptt_windows(stream, batch_size=2, steps=20)
-    model = LanguageModel(len(vocab), 32, 64, layers=1, cell="lstm", vocabulary=vocab.get_config())
+    model = LanguageModel(TextBackbone(len(vocab), 32, 64, layers=1), vocab.get_config())
     trainer = compiled(model, batch_size=2)
     history = trainer.fit(
         x, y, batch_size=2, epochs=120, shuffle=False, verbose=0, callbacks=[ResetEachEpoch()]
@@ -63,7 +64,8 @@ def test_tiny_model_overfits_and_generates_its_text(tmp_path):
 
 def test_streaming_trainer_carries_rows_and_resets():
     keras.utils.set_random_seed(2)
-    model = LanguageModel(20, 8, 8, layers=2, cell="gru", layer_norm=True, dropout=0.1)
+    backbone = TextBackbone(20, 8, 8, layers=2, cell="gru", layer_norm=True, dropout=0.1)
+    model = LanguageModel(backbone)
     trainer = StreamingTrainer(model, batch_size=3)
     tokens = np.random.default_rng(1).integers(0, 20, size=(3, 6))
     first = keras.ops.convert_to_numpy(trainer(tokens))
@@ -77,7 +79,7 @@ def test_streaming_trainer_carries_rows_and_resets():
 
 
 def test_round_trip_with_tied_weights(tmp_path):
-    model = LanguageModel(30, 16, 16, layers=3, cell="lstm", tie_weights=True)
+    model = LanguageModel(TextBackbone(30, 16, 16, layers=3), tie_weights=True)
     tokens = np.arange(12).reshape(2, 6)
     expected = keras.ops.convert_to_numpy(model(tokens))
     model.save(tmp_path / "m.keras")
@@ -88,20 +90,21 @@ def test_round_trip_with_tied_weights(tmp_path):
 
 def test_bad_configuration():
     with pytest.raises(ValueError, match="tied"):
-        LanguageModel(10, 8, 16, tie_weights=True)
+        LanguageModel(TextBackbone(10, 8, 16), tie_weights=True)
     with pytest.raises(ValueError, match="layers"):
-        LanguageModel(10, layers=5)
+        TextBackbone(10, layers=5)
     with pytest.raises(ValueError, match="cell"):
-        LanguageModel(10, cell="transformer")
+        TextBackbone(10, cell="transformer")
+    with pytest.raises(ValueError, match="bidirectional"):
+        LanguageModel(TextBackbone(10, 8, 8, bidirectional=True))
 
 
 def test_parts_read_in_parallel_score_like_one_pass_once_warmed_up(sample_dir):
     """Validation reads a text as rows in parallel; each row first reading the tokens before
     it keeps the score of one pass in order, where cold rows cost more."""
-    from nanoseq.models import load_model
     from nanoseq.text.lm_evaluate import stream_nats
 
-    model = load_model("char_tinyshakespeare")
+    model = LanguageModel.from_preset("char_tinyshakespeare")
     vocab = Vocabulary.from_config(model.vocabulary)
     lines = (sample_dir / "text/multi30k_de_en.tsv").read_text().splitlines()
     stream = vocab.encode("\n".join(line.split("\t")[1] for line in lines))
