@@ -1,12 +1,27 @@
-"""nanoseq: deep sequence models for scientific data.
+"""nanoseq: deep sequence models for scientific data, as plain Keras 3 models.
 
-Nanopore basecalling (``nanoseq.basecaller``), language models and sequence to sequence
-(``nanoseq.text``) as plain Keras models, and the signal readers they stand on
-(``nanoseq.signal``).
+Nanopore basecalling, language models and sequence to sequence. Every model is a Keras model
+that saves to ``.keras`` and loads with ``keras.saving.load_model`` after ``import nanoseq``;
+each is a backbone that reads the input sequence under a task (a basecaller's head, a language
+model's softmax, a seq2seq decoder)::
 
-Importing nanoseq stays light (the CLI answers ``--help`` at once), yet registers every custom
-Keras object so ``keras.saving.load_model`` works: at once if Keras is already imported, else
-right after Keras is first imported. Public names load on first use.
+    import nanoseq
+
+    model = nanoseq.load_model("dna_r941_lambda")  # a bundled name or a .keras path
+    for read, call in nanoseq.basecall(nanoseq.read_signal(["reads.pod5"]), model):
+        print(read.read_id, call.sequence[:40], call.mean_qscore)
+
+    scores = model(windows)  # (batch, frames, classes): the model is plain Keras
+    calls = model.decode(scores)  # its head decodes them, as basecall does
+
+    chunks = nanoseq.ChunkSet.load("chunks/")  # from `nanoseq prepare`
+    nanoseq.train_basecaller(chunks, nanoseq.TrainingRun("run/", epochs=10), head="crf")
+
+``basecall`` decodes as ``nanoseq basecall`` does (a beam of 5); ``basecall_files`` is that
+command's whole job (files in; FASTQ/SAM/BAM, summary and metrics out).
+
+Importing nanoseq stays light (the CLI answers ``--help`` at once): the names below load on
+first use, and nanoseq's Keras objects are registered as soon as Keras is imported.
 """
 
 import importlib
@@ -14,26 +29,43 @@ import importlib.abc
 import importlib.util
 import sys
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Modules that define registered Keras objects.
 KERAS_MODULES = ("nanoseq.basecaller.model", "nanoseq.text.lm", "nanoseq.text.seq2seq")
 
 _PUBLIC = {
+    "load_model": "nanoseq.models",
+    "read_signal": "nanoseq.signal.readers",
+    "basecall": "nanoseq.basecaller.pipeline",
+    "basecall_files": "nanoseq.basecaller.job",
     "Basecaller": "nanoseq.basecaller.model",
+    "SignalBackbone": "nanoseq.basecaller.backbone",
+    "CTCHead": "nanoseq.basecaller.ctc",
+    "CRFHead": "nanoseq.basecaller.crf",
+    "ChunkSet": "nanoseq.signal.labels",
+    "SignalSettings": "nanoseq.signal.settings",
+    "Normalisation": "nanoseq.signal.normalize",
+    "TrainingRun": "nanoseq.training",
+    "train_basecaller": "nanoseq.basecaller.train",
+    "TextBackbone": "nanoseq.text.backbone",
     "LanguageModel": "nanoseq.text.lm",
     "Seq2Seq": "nanoseq.text.seq2seq",
     "Vocabulary": "nanoseq.text.vocab",
-    "load_model": "nanoseq.models",
-    "read_signal": "nanoseq.signal.readers",
+    "train_language_model": "nanoseq.text.lm_train",
+    "train_seq2seq": "nanoseq.text.seq2seq_train",
 }
-__all__ = ["__version__", *_PUBLIC]
+__all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name):
     if name in _PUBLIC:
         return getattr(importlib.import_module(_PUBLIC[name]), name)
     raise AttributeError(f"module 'nanoseq' has no attribute {name!r}")
+
+
+def __dir__():
+    return [*__all__, "__version__"]
 
 
 def register_keras_objects() -> None:
