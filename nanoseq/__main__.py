@@ -2,4 +2,4 @@
 
 from nanoseq.cli import main
 
-main()
+main(prog_name="nanoseq")

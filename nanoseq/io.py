@@ -13,8 +13,10 @@ import array
 import gzip
 import itertools
 import json
+import logging
 import os
 import secrets
+import socket
 import sys
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,10 +27,12 @@ from pathlib import Path
 import numpy as np
 import pysam
 
-from nanoseq import __version__
+from nanoseq import __version__, bgzf
 from nanoseq.errors import InputError
 from nanoseq.sequence import reverse_complement
 from nanoseq.signal.readers import Read
+
+log = logging.getLogger(__name__)
 
 SUMMARY_COLUMNS = (
     "filename read_id run_id channel mux start_time duration template_start template_duration"
@@ -191,40 +195,93 @@ def _segment(read: Read, call: Call, header: pysam.AlignmentHeader) -> pysam.Ali
     return record
 
 
-def _open_text(path: Path, mode: str):
-    if path.name.endswith(".gz"):
-        return gzip.open(path, mode + "t", encoding="utf-8")
-    return open(path, mode, encoding="utf-8")
+class Encoder:
+    """A basecall output's bytes, so that each read's record can reach the disk whole on its
+    own (htslib buffers whole blocks, and pysam cannot flush them): the file's ``start``, each
+    ``record`` (an AlignedSegment, or FASTQ text) and its ``end``. BAM and ``.gz`` records are
+    BGZF blocks of their own: BAM's compressed by htslib in a scratch file beside the output
+    (a one-record BAM, less its header blocks and end-of-file block), FASTQ's by
+    :mod:`nanoseq.bgzf`."""
+
+    def __init__(self, kind: str, gzipped: bool, header: pysam.AlignmentHeader, scratch: Path):
+        self.kind, self.gzipped, self.header, self.scratch = kind, gzipped, header, scratch
+        self.start = b""
+        if kind == "sam":
+            self.start = (str(header).rstrip("\n") + "\n").encode()
+        elif kind == "bam":
+            self.start = self._bam([])
+
+    def record(self, record) -> bytes:
+        if self.kind == "fastq":
+            text = record if isinstance(record, bytes) else record.encode("utf-8")
+            return bgzf.blocks(text) if self.gzipped else text
+        if self.kind == "sam":
+            return (record.to_string() + "\n").encode("utf-8")
+        return self._bam([record])[len(self.start) :]
+
+    @property
+    def end(self) -> bytes:
+        return bgzf.EOF if self.kind == "bam" or self.gzipped else b""
+
+    def _bam(self, records) -> bytes:
+        """A BAM of ``records`` under the header, less its end-of-file block."""
+        with pysam.AlignmentFile(str(self.scratch), "wb", header=self.header) as bam:
+            for record in records:
+                bam.write(record)
+        data = self.scratch.read_bytes()
+        self.scratch.unlink()
+        return data[: -len(bgzf.EOF)]
 
 
-def _fastq_records(path: Path) -> Iterator[tuple[str, str]]:
-    """``(read_id, text)`` of each complete record, stopping at a truncated one."""
-    lines: list[str] = []
-    with suppress(EOFError, OSError), _open_text(path, "r") as f:
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _fastq_records(path: Path) -> Iterator[tuple[str, bytes]]:
+    """``(read_id, record)`` of each complete record of a FASTQ file (plain, gzip or BGZF),
+    stopping at a truncated one; a file that does not start as FASTQ cannot be resumed."""
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == GZIP_MAGIC
+    lines: list[bytes] = []
+    with suppress(EOFError, OSError), (gzip.open if gzipped else open)(path, "rb") as f:
         for line in f:
+            if not lines and not line.startswith(b"@"):
+                if line.strip():
+                    raise InputError("cannot resume from it: not a FASTQ file", path)
+                return
             lines.append(line)
             if len(lines) == 4:
                 head, sequence, plus, quality = lines
                 # Both lines end in a newline only when the record is whole.
                 whole = len(quality) == len(sequence)
-                if not (head.startswith("@") and plus.startswith("+") and whole):
+                if not (plus.startswith(b"+") and whole):
                     return
-                yield head[1:].split(maxsplit=1)[0], "".join(lines)
+                yield head[1:].split(maxsplit=1)[0].decode("ascii", "replace"), b"".join(lines)
                 lines = []
 
 
 def _open_alignments(path: Path) -> pysam.AlignmentFile:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the partial of a killed run has no BGZF EOF marker
-        return pysam.AlignmentFile(str(path), check_sq=False, ignore_truncation=True)
+    """A SAM/BAM file for reading, htslib quiet (the partial of a killed run has no BGZF EOF
+    marker, which htslib would warn of)."""
+    verbosity = pysam.set_verbosity(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pysam.AlignmentFile(str(path), check_sq=False, ignore_truncation=True)
+    finally:
+        pysam.set_verbosity(verbosity)
 
 
 def _sam_records(path: Path, kind: str) -> Iterator[tuple[str, pysam.AlignedSegment]]:
-    """``(read_id, record)`` of each record pysam can read, stopping where it fails.
+    """``(read_id, record)`` of each record pysam can read, stopping where it fails; a file that
+    is not SAM/BAM at all cannot be resumed.
 
     A SAM line without its newline was cut short, so it is dropped.
     """
-    with suppress(OSError, ValueError), _open_alignments(path) as f:
+    try:
+        alignments = _open_alignments(path)
+    except (OSError, ValueError):
+        raise InputError(f"cannot resume from it: not a {kind.upper()} file", path) from None
+    with suppress(OSError, ValueError), alignments as f:
         if kind == "bam":
             for record in f:
                 yield record.query_name, record
@@ -236,6 +293,12 @@ def _sam_records(path: Path, kind: str) -> Iterator[tuple[str, pysam.AlignedSegm
                 if not line.startswith("@"):
                     record = pysam.AlignedSegment.fromstring(line[:-1], f.header)
                     yield record.query_name, record
+
+
+def complete_records(path: Path, kind: str) -> Iterator[tuple[str, object]]:
+    """``(read_id, record)`` of each whole record of an output of ``kind`` (``fastq``, ``sam``
+    or ``bam``), finished or cut short by a crash: what a resumed run keeps."""
+    return _fastq_records(path) if kind == "fastq" else _sam_records(path, kind)
 
 
 def _summary_rows(path: Path) -> dict[str, dict]:
@@ -259,16 +322,66 @@ def _existing(path: Path) -> Path | None:
     return next((p for p in (_partial(path), path) if p.exists()), None)
 
 
+class OutputLock:
+    """``<path>.lock`` while a run writes ``path``: a second run on the same output is refused;
+    the lock of a run that is gone (killed on this host) is taken over."""
+
+    def __init__(self, path: Path):
+        self.output, self.path = path, path.with_name(path.name + ".lock")
+
+    def __enter__(self) -> OutputLock:
+        while True:
+            try:
+                handle = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self._take_over()
+                continue
+            with os.fdopen(handle, "w") as f:
+                f.write(f"{os.getpid()} {socket.gethostname()}\n")
+            return self
+
+    def _take_over(self) -> None:
+        """Remove a stale lock; refuse when its owner may still be running."""
+        try:
+            pid, host = self.path.read_text().split()
+            alive = host != socket.gethostname() or _running(int(pid))
+        except (OSError, ValueError):  # half-written, or removed meanwhile: look again
+            pid, host, alive = "?", "?", False
+        if alive:
+            raise InputError(
+                f"in use by process {pid} on {host} (remove {self.path.name} if that run is over)",
+                self.output,
+            )
+        log.warning("%s: taking over the lock of process %s, which is gone", self.output, pid)
+        self.path.unlink(missing_ok=True)
+
+    def __exit__(self, *_) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 class CallsWriter:
-    """Write reads' :class:`Call` records to FASTQ (``.fastq``, ``.fq``, ``.gz``), SAM or BAM.
+    """Write reads' :class:`Call` records to FASTQ (``.fastq``, ``.fq``; ``.gz``: BGZF, which
+    every gzip reader takes), SAM or BAM.
 
     ``path`` None or "-" is FASTQ on stdout. Otherwise records go to ``<path>.partial``,
     renamed onto ``path`` when the ``with`` block ends without an exception, and left
-    for ``resume=True`` when it does not. On resume the complete records of the latest
-    partial (else of a finished ``path``) are kept and their ids are in ``done_ids``
-    for the caller to skip. ``summary`` is an optional sequencing-summary TSV written
-    the same way, with ``summary_columns`` after :data:`SUMMARY_COLUMNS`; with a
-    summary, a read is done only when both its record and its summary row were kept.
+    for ``resume=True`` when it does not; ``<path>.lock`` keeps a second run off the same
+    output meanwhile. On resume the complete records of the latest partial (else of a
+    finished ``path``) are kept and their ids are in ``done_ids`` for the caller to skip.
+    ``summary`` is an optional sequencing-summary TSV written the same way, with
+    ``summary_columns`` after :data:`SUMMARY_COLUMNS`; with a summary, a read is done only
+    when both its record and its summary row were kept. Each read's record and row reach the
+    disk as it is written (flushed; a killed run loses only the read being written).
     ``reference_header`` (dict or ``pysam.AlignmentHeader``) adds e.g. ``SQ`` lines.
     """
 
@@ -281,6 +394,9 @@ class CallsWriter:
         summary_columns: Sequence[str] = (),
     ):
         self.path = None if path in (None, "-") else Path(path)
+        for output in (self.path, summary):
+            if output is not None:
+                writable(output)
         self.kind = "fastq" if self.path is None else _format(self.path)
         if resume and self.path is None:
             raise InputError("resuming needs an output file, not stdout")
@@ -297,14 +413,26 @@ class CallsWriter:
         self.summary = None if summary is None else Path(summary)
         self.summary_columns = [*SUMMARY_COLUMNS, *summary_columns]
         self.done_ids: set[str] = set()
-        self._calls = self._rows = None
+        self._calls = self._rows = self._lock = self._encoder = None
 
     def __enter__(self) -> CallsWriter:
         if self.path is None:
-            self._calls = sys.stdout
-        else:
-            temp = self.path.with_name(self.path.name + ".partial.tmp")
-            self._calls = self._open(temp)
+            self._calls = sys.stdout.buffer
+            return self
+        self._lock = OutputLock(self.path).__enter__()
+        try:
+            self._start()
+        except BaseException:
+            self._close()
+            raise
+        return self
+
+    def _start(self) -> None:
+        temp = self.path.with_name(self.path.name + ".partial.tmp")
+        scratch = self.path.with_name(f".{self.path.name}.record.tmp")
+        self._encoder = Encoder(self.kind, self.path.suffix == ".gz", self.header, scratch)
+        self._calls = open(temp, "wb")
+        self._calls.write(self._encoder.start)
         if self.summary is not None:
             summary_temp = self.summary.with_name(self.summary.name + ".partial.tmp")
             self._rows = open(summary_temp, "w", encoding="utf-8")
@@ -312,20 +440,11 @@ class CallsWriter:
         if self.resume:
             self._keep_done()
         # The copies of kept records replace the old partials only once they are on disk.
-        if self.path is not None:
-            self._calls.flush()
-            os.replace(temp, _partial(self.path))
+        self._calls.flush()
+        os.replace(temp, _partial(self.path))
         if self._rows is not None:
             self._rows.flush()
             os.replace(summary_temp, _partial(self.summary))
-        return self
-
-    def _open(self, path: Path):
-        if self.kind == "fastq":
-            return _open_text(path, "w")
-        return pysam.AlignmentFile(
-            str(path), "wb" if self.kind == "bam" else "w", header=self.header
-        )
 
     def _keep_done(self) -> None:
         """Copy the complete records (and summary rows) of an earlier run into the new partials."""
@@ -336,39 +455,63 @@ class CallsWriter:
         source = _existing(self.path)
         if source is None:
             return
-        records = (
-            _fastq_records(source) if self.kind == "fastq" else _sam_records(source, self.kind)
-        )
-        for read_id, record in records:
+        for read_id, record in complete_records(source, self.kind):
             if read_id in self.done_ids or (rows is not None and read_id not in rows):
                 continue
             self.done_ids.add(read_id)
-            self._calls.write(record)
+            self._calls.write(self._encoder.record(record))
             if rows is not None:
                 self._rows.write(_tsv_line(rows[read_id], self.summary_columns))
 
     def write(self, read: Read, call: Call, extra: dict | None = None) -> None:
         """Write one read's call, and its summary row with the ``extra`` summary columns."""
-        if self.kind == "fastq":
-            self._calls.write(_fastq(read, call))
+        if self.path is None:
+            self._calls.write(_fastq(read, call).encode("utf-8"))
         else:
-            self._calls.write(_segment(read, call, self.header))
+            fastq = self.kind == "fastq"
+            record = _fastq(read, call) if fastq else _segment(read, call, self.header)
+            self._calls.write(self._encoder.record(record))
+        self._calls.flush()
         if self._rows is not None:
             row = summary_row(read, call) | (extra or {})
             self._rows.write(_tsv_line(row, self.summary_columns))
+            self._rows.flush()
+
+    def _close(self) -> None:
+        for handle in (self._calls, self._rows):
+            if handle is not None:
+                handle.close()
+        if self._lock is not None:
+            self._lock.__exit__()
 
     def __exit__(self, exc_type, error, traceback) -> None:
         if self.path is None:
             self._calls.flush()
-        else:
+            return
+        try:
+            self._calls.write(self._encoder.end)
             self._calls.close()
-        if self._rows is not None:
-            self._rows.close()
-        if error is None:
-            if self.path is not None:
+            if self._rows is not None:
+                self._rows.close()
+            if error is None:
                 os.replace(_partial(self.path), self.path)
-            if self.summary is not None:
-                os.replace(_partial(self.summary), self.summary)
+                if self.summary is not None:
+                    os.replace(_partial(self.summary), self.summary)
+        finally:
+            self._lock.__exit__()
+
+
+def writable(path: Path) -> None:
+    """Refuse, in one line, an output path that cannot be written: a folder, a missing or
+    read-only folder."""
+    path = Path(path)
+    folder = path.parent
+    if path.is_dir():
+        raise InputError("is a folder; give a file name", path)
+    if not folder.is_dir():
+        raise InputError("no such folder", folder)
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InputError("cannot write here (permission denied)", path)
 
 
 def _format(path: Path) -> str:
@@ -406,11 +549,18 @@ def read_fasta(path) -> dict[str, str]:
     return {name: "".join(parts) for name, parts in sequences.items()}
 
 
+CALL_SUFFIXES = (".fastq", ".fq", ".fasta", ".fa", ".fna", ".sam", ".bam")
+
+
 def read_calls(path) -> Iterator[tuple[str, str, np.ndarray | None]]:
     """``(read_id, sequence, phred qualities or None)`` of each read in FASTQ/FASTA/SAM/BAM."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError("is a folder; give a file of calls", path)
     if not path.is_file():
         raise InputError("no such file", path)
+    if Path(path.name.lower().removesuffix(".gz")).suffix not in CALL_SUFFIXES:
+        raise InputError(f"not a file of calls ({', '.join(CALL_SUFFIXES)})", path)
     try:
         if path.suffix.lower() in (".sam", ".bam"):
             with _open_alignments(path) as f:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +25,13 @@ class Aligner:
     def __init__(self, reference: str):
         import mappy
 
+        path = Path(reference)
+        if not path.is_file():
+            raise InputError("no such file", path)
+        with open(path, "rb") as handle:
+            head = handle.read(1)
+        if head not in (b">", b"@", b"\x1f"):  # FASTA, FASTQ or gzip
+            raise InputError("not a FASTA file (no '>' header first)", path)
         self.index = mappy.Aligner(str(reference), preset="map-ont")
         if not self.index:
             raise InputError("cannot index the reference (not a FASTA/FASTQ file?)", reference)

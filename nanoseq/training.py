@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from nanoseq.errors import InputError
+from nanoseq.errors import InputError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +121,21 @@ class WarmupCosine(keras.callbacks.Callback):
             )
 
 
-def earlier_run(output: Path) -> tuple[int, float]:
-    """Epochs and training seconds that ``training.csv`` logs of earlier runs (0, 0 if none)."""
+def earlier_run(output: Path) -> list[dict]:
+    """The epochs ``training.csv`` logs of earlier runs (none if there is none)."""
     path = output / LOG
     if not path.is_file():
-        return 0, 0.0
+        return []
     with open(path) as handle:
-        rows = list(csv.DictReader(handle))
-    return len(rows), float(rows[-1].get("seconds") or 0) if rows else 0.0
+        return list(csv.DictReader(handle))
+
+
+def save(model: keras.Model, path: Path) -> None:
+    """``model.save(path)`` through a temporary file: a run killed while saving leaves the
+    previous file whole."""
+    temporary = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(temporary)
+    temporary.replace(path)
 
 
 def adam(clipnorm: float):
@@ -158,20 +165,31 @@ class Progress(keras.callbacks.Callback):
         log.info("epoch %d: %s", epoch + 1, figures)
 
 
-class SaveBest(keras.callbacks.Callback):
-    """Saves ``export(model)`` as ``path`` whenever ``monitor`` improves."""
+class Checkpoint(keras.callbacks.Callback):
+    """Saves the model (weights and optimizer state) as ``path`` after every epoch."""
 
-    def __init__(self, path, monitor: str, mode: str, export: Callable):
+    def __init__(self, path: Path):
         super().__init__()
-        self.path, self.monitor, self.export = path, monitor, export
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        save(self.model, self.path)
+
+
+class SaveBest(keras.callbacks.Callback):
+    """Saves ``export(model)`` as ``path`` whenever ``monitor`` improves on ``best`` (a resumed
+    run's: the best its log holds)."""
+
+    def __init__(self, path, monitor: str, mode: str, export: Callable, best=None):
+        super().__init__()
+        self.path, self.monitor, self.export, self.best = path, monitor, export, best
         self.better = (lambda a, b: a < b) if mode == "min" else (lambda a, b: a > b)
-        self.best = None
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is not None and (self.best is None or self.better(value, self.best)):
             self.best = value
-            self.export(self.model).save(self.path)
+            save(self.export(self.model), self.path)
 
 
 def free_shapes(dataset: keras.utils.PyDataset):
@@ -270,13 +288,18 @@ def _fit(run: TrainingRun, recipe: Recipe, train, validation, batch_size, shuffl
             validation = free_shapes(validation)
     else:
         (x, y), steps = train, len(train[0]) // batch_size
-    initial_epoch, spent = 0, 0.0
+    checkpoint, logged = run.output / CHECKPOINT, []
+    if run.resume and not checkpoint.is_file():
+        log.warning("%s: no checkpoint to resume from; training from the start", run.output)
     scope = distribution(run.strategy)
     with scope.scope() if scope else contextlib.nullcontext():
-        if run.resume and (run.output / CHECKPOINT).is_file():
-            net = keras.saving.load_model(run.output / CHECKPOINT)
-            initial_epoch, spent = earlier_run(run.output)
-            log.info("resuming from %s at epoch %d", run.output / CHECKPOINT, initial_epoch + 1)
+        if run.resume and checkpoint.is_file():
+            try:
+                net = keras.saving.load_model(checkpoint)
+            except Exception as error:  # Keras raises many kinds for a bad file
+                raise InputError(f"cannot resume ({one_line(error)})", checkpoint) from None
+            logged = earlier_run(run.output)
+            log.info("resuming from %s at epoch %d", checkpoint, len(logged) + 1)
         else:
             net = recipe.build()
             net.compile(
@@ -285,17 +308,18 @@ def _fit(run: TrainingRun, recipe: Recipe, train, validation, batch_size, shuffl
                 # XLA cannot reach variables mirrored on other devices: Keras decides there
                 jit_compile=run.xla if scope is None else "auto",
             )
+    spent = float(logged[-1].get("seconds") or 0) if logged else 0.0
     clock = Clock(run.max_minutes, spent)  # after the validation callbacks: their time counts
     watch = [*recipe.callbacks, clock]
     if recipe.peak_learning_rate:
         watch.append(WarmupCosine(recipe.peak_learning_rate, run.epochs * steps, clock=clock))
-    watch += [*_writers(run.output, recipe, append=initial_epoch > 0), Progress()]
+    watch += [*_writers(run.output, recipe, logged), Progress()]
     history = net.fit(
         x,
         y,
         batch_size=batch_size,
         epochs=run.epochs,
-        initial_epoch=initial_epoch,
+        initial_epoch=len(logged),
         validation_data=validation,
         shuffle=shuffle,
         callbacks=watch,
@@ -304,13 +328,27 @@ def _fit(run: TrainingRun, recipe: Recipe, train, validation, batch_size, shuffl
     return net, history
 
 
-def _writers(folder: Path, recipe: Recipe, append: bool = False) -> list:
-    """The callbacks that write a run's files into ``folder``."""
+def _writers(folder: Path, recipe: Recipe, logged: list[dict] = ()) -> list:
+    """The callbacks that write a run's files into ``folder``, after the ``logged`` epochs of
+    earlier runs."""
+    monitor, mode = recipe.monitor
+    values = [_number(row.get(monitor)) for row in logged]
+    values = [value for value in values if value is not None]
+    best = (min if mode == "min" else max)(values) if values else None
     return [
-        keras.callbacks.ModelCheckpoint(folder / CHECKPOINT),
-        SaveBest(folder / BEST, *recipe.monitor, recipe.export),
-        keras.callbacks.CSVLogger(folder / LOG, append=append),
+        Checkpoint(folder / CHECKPOINT),
+        SaveBest(folder / BEST, monitor, mode, recipe.export, best),
+        keras.callbacks.CSVLogger(folder / LOG, append=bool(logged)),
     ]
+
+
+def _number(text: str | None) -> float | None:
+    """A logged figure (None where Keras logged none: "NA", or nothing)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _fit_multiworker(run: TrainingRun, recipe: Recipe, train, batch_size, shuffle):

@@ -60,3 +60,23 @@ def test_a_run_stopped_by_its_time_budget_ends_at_low_learning_rates(tmp_path):
     assert len(second) == len(first) + 1
     assert float(second[-1]["seconds"]) >= seconds[-1]
     assert float(second[-1]["learning_rate"]) == pytest.approx(0.01 * 0.01, rel=0.01)
+
+
+def test_the_best_model_survives_a_resumed_run_that_does_worse(tmp_path, caplog):
+    """The best score lives in the run's log: a resumed run saves model.keras only when it
+    beats the best of the earlier epochs, not its own first epoch."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(256, 4)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    data, validation = (x[:192], y[:192]), (x[192:], y[192:])
+    good = Recipe(tiny_regression, adam(1.0), loss="mse", peak_learning_rate=0.05)
+    with caplog.at_level("WARNING"):
+        fit(TrainingRun(tmp_path, epochs=4, resume=True), good, data, validation, batch_size=16)
+    assert "no checkpoint to resume from" in caplog.text
+    best = keras.saving.load_model(tmp_path / "model.keras").get_weights()
+    wild = Recipe(tiny_regression, adam(1.0), loss="mse", peak_learning_rate=100.0)
+    fit(TrainingRun(tmp_path, epochs=6, resume=True), wild, data, validation, batch_size=16)
+    logged = [float(row["val_loss"]) for row in rows(tmp_path)]
+    assert len(logged) == 6 and min(logged[4:]) > min(logged[:4])  # the resumed epochs: worse
+    kept = keras.saving.load_model(tmp_path / "model.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(kept, best, strict=True))

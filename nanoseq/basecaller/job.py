@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tqdm import tqdm
@@ -20,7 +21,7 @@ from nanoseq.io import CallsWriter, write_metrics
 from nanoseq.metrics import Aligner, summarise
 from nanoseq.models import DEFAULT_BASECALLER, DEFAULT_BEAM_WIDTH
 from nanoseq.runtime import set_threads
-from nanoseq.signal.readers import find_signal_files, read_signal
+from nanoseq.signal.readers import Read, find_signal_files, read_signal
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,29 @@ ALIGNMENT_COLUMNS = [
 
 
 def read_id_file(path: str | None) -> set[str] | None:
+    """The read ids a file lists, one a line (the first word of each)."""
     if path is None:
         return None
-    ids = {line.split()[0] for line in Path(path).read_text().splitlines() if line.strip()}
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise InputError("not a text file of read ids", path) from None
+    ids = {line.split()[0] for line in lines if line.strip()}
     if not ids:
         raise InputError("no read ids in file", path)
     return ids
+
+
+def once(reads: Iterable[Read]) -> Iterator[Read]:
+    """``reads``, each read id once: one met again (the same read in two files) is skipped
+    with a warning."""
+    seen: set[str] = set()
+    for read in reads:
+        if read.read_id in seen:
+            log.warning("%s: read %s was met before; called once", read.filename, read.read_id)
+            continue
+        seen.add(read.read_id)
+        yield read
 
 
 def basecall_files(
@@ -79,7 +97,8 @@ def basecall_files(
     timing: dict = {}
     start = time.monotonic()
     with writer, tqdm(desc="basecalling", unit=" reads", disable=None) as bar:
-        stream = (r for r in read_signal(files, wanted) if r.read_id not in writer.done_ids)
+        done = set(writer.done_ids)
+        stream = once(r for r in read_signal(files, wanted) if r.read_id not in done)
         if max_reads is not None:
             stream = itertools.islice(stream, max(0, max_reads - len(writer.done_ids)))
         calls = basecall(
@@ -110,6 +129,9 @@ def basecall_files(
                 extra = _alignment_columns(row)
             writer.write(read, call, extra)
     seconds = time.monotonic() - start
+    if not counts["reads"] and not writer.done_ids:
+        which = "that --read-ids lists" if wanted else "that could be called"
+        log.warning("no reads %s in %s", which, ", ".join(map(str, reads)))
     metrics = {
         "model": model,
         "head": net.head.kind,

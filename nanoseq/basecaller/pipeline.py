@@ -28,6 +28,7 @@ import keras
 import numpy as np
 
 from nanoseq.basecaller.model import Basecaller
+from nanoseq.errors import InputError
 from nanoseq.io import Call
 from nanoseq.models import DEFAULT_BASECALLER, DEFAULT_BEAM_WIDTH
 from nanoseq.runtime import compiled_for
@@ -59,10 +60,19 @@ class Windows:
 
     @classmethod
     def of(cls, model: Basecaller, size: int | None = None, overlap: int | None = None) -> Windows:
-        """The model's windows (as its metadata says), or those given."""
+        """The model's windows (as its metadata says), or those given: at least
+        :data:`MIN_STEPS` recurrent steps each, overlapping by less than half."""
         size = size or model.metadata["chunk_size"]
         overlap = model.metadata["overlap"] if overlap is None else overlap
+        shortest = MIN_STEPS * model.input_stride
+        if size < shortest:
+            raise InputError(f"windows of {size} samples are too short: at least {shortest}")
+        if not 0 <= 2 * overlap < size:
+            raise InputError(f"an overlap of {overlap} samples needs windows over twice as long")
         return cls(size, overlap, model.input_stride, model.stride)
+
+
+MIN_STEPS = 50  # recurrent steps a window needs for the model to see enough context
 
 
 @dataclass

@@ -24,7 +24,7 @@ from nanoseq.metrics import median_accuracy
 from nanoseq.models import load_model, saved_config
 from nanoseq.signal.chunks import n_frames
 from nanoseq.signal.labels import ChunkSet, same_settings
-from nanoseq.training import BEST, Recipe, TrainingRun, adam, fit, seed_everything
+from nanoseq.training import BEST, Recipe, TrainingRun, adam, fit, save, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +73,7 @@ def calibrate(path, chunk_set: ChunkSet, batch_size: int) -> None:
     head = model.head.calibrated(scores, truths(model.head, references), batch_size)
     if head is not model.head:
         model.head = head
-        temporary = path.with_name(f".{path.stem}.tmp.keras")
-        model.save(temporary)
-        temporary.replace(path)
+        save(model, path)
 
 
 def train_basecaller(

@@ -9,12 +9,14 @@ from __future__ import annotations
 import importlib
 import logging
 import shlex
+import signal
 import sys
+import threading
 
 import click
 
 from nanoseq import __version__
-from nanoseq.errors import InputError
+from nanoseq.errors import InputError, one_line
 
 COMMANDS = {
     "basecall": "nanoseq.cli.basecall:basecall",
@@ -31,8 +33,20 @@ COMMANDS = {
 log = logging.getLogger("nanoseq")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what Slurm and most schedulers send): the run ends as Ctrl-C ends it, its
+    outputs left to ``--resume``."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 class LazyGroup(click.Group):
-    """Imports a command's module only when it is listed or run; turns InputError into one line."""
+    """Imports a command's module only when it is listed or run. Every failure is one line on
+    stderr and a non-zero exit: bad input (InputError) and what the system refused (OSError:
+    a full disk, a file that vanished) status 1, an interruption (Ctrl-C, SIGTERM) 130 or 143
+    after the outputs were closed, anything else (a bug) 1 with its traceback at -vv."""
 
     def list_commands(self, ctx):
         return sorted(COMMANDS)
@@ -43,15 +57,50 @@ class LazyGroup(click.Group):
         module, attr = COMMANDS[name].split(":")
         return getattr(importlib.import_module(module), attr)
 
+    def main(self, args=None, prog_name=None, **extra):
+        """Click's main, with a usage error (a bad option value, a missing argument) as one
+        line and exit status 2."""
+        extra.pop("standalone_mode", None)
+        try:
+            return super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.UsageError as error:
+            path = error.ctx.command_path if error.ctx else "nanoseq"
+            message = error.format_message().replace("\n", " ")
+            click.echo(f"{path}: usage error: {message} (see {path} --help)", err=True)
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            click.echo(f"nanoseq: error: {error.format_message()}", err=True)
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("nanoseq: aborted", err=True)
+            sys.exit(1)
+
     def invoke(self, ctx):
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _terminate)
         try:
             return super().invoke(ctx)
         except InputError as error:
-            click.echo(f"nanoseq: error: {error}", err=True)
-            sys.exit(1)
+            fail(str(error))
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename else ""
+            fail(f"{where}{error.strerror or one_line(error)}")
+        except Terminated:
+            click.echo("nanoseq: terminated (SIGTERM); --resume continues the run", err=True)
+            sys.exit(128 + signal.SIGTERM)
         except KeyboardInterrupt:
-            click.echo("nanoseq: interrupted", err=True)
+            click.echo("nanoseq: interrupted; --resume continues the run", err=True)
             sys.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as error:  # a bug: one line here, the traceback at -vv
+            log.debug("unexpected error", exc_info=True)
+            fail(f"unexpected {type(error).__name__}: {one_line(error)} (-vv shows where)")
+
+
+def fail(message: str) -> None:
+    click.echo(f"nanoseq: error: {message}", err=True)
+    sys.exit(1)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from nanoseq.cli.options import POSITIVE, Finite
 from nanoseq.models import DEFAULT_BASECALLER, DEFAULT_BEAM_WIDTH
 
 
@@ -28,8 +29,17 @@ from nanoseq.models import DEFAULT_BASECALLER, DEFAULT_BEAM_WIDTH
     help="Windows per model call (default: 320, about 1.9 GB at the bundled model's windows;"
     " about 2.7 MB more a window).",
 )
-@click.option("--chunk-size", type=int, help="Window length in samples (default: the model's).")
-@click.option("--overlap", type=int, help="Samples shared by neighbouring windows.")
+@click.option(
+    "--chunk-size",
+    type=POSITIVE,
+    help="Window length in samples, a multiple of the model's input stride (the bundled "
+    "model's: 6) [default: the model's].",
+)
+@click.option(
+    "--overlap",
+    type=click.IntRange(0),
+    help="Samples shared by neighbouring windows, a multiple of the input stride.",
+)
 @click.option(
     "--beam-width",
     default=DEFAULT_BEAM_WIDTH,
@@ -37,7 +47,7 @@ from nanoseq.models import DEFAULT_BASECALLER, DEFAULT_BEAM_WIDTH
     type=click.IntRange(1),
     help="Beam search width; 1 = greedy (a CRF model, as the bundled one: its best path).",
 )
-@click.option("--threads", type=int, help="CPU threads for the model (default: all).")
+@click.option("--threads", type=POSITIVE, help="CPU threads for the model (default: all).")
 @click.option(
     "--workers",
     default=1,
@@ -45,7 +55,7 @@ from nanoseq.models import DEFAULT_BASECALLER, DEFAULT_BEAM_WIDTH
     type=click.IntRange(1),
     help="Reader and decoder threads feeding the model (more keeps a GPU busy).",
 )
-@click.option("--max-reads", type=int, help="Stop after this many reads.")
+@click.option("--max-reads", type=POSITIVE, help="Stop after this many reads.")
 @click.option(
     "--read-ids",
     type=click.Path(exists=True, dir_okay=False),
@@ -55,6 +65,7 @@ from nanoseq.models import DEFAULT_BASECALLER, DEFAULT_BEAM_WIDTH
     "--min-qscore",
     default=0.0,
     show_default=True,
+    type=Finite(0),
     help="Leave out reads whose mean qscore is below this.",
 )
 @click.option(

@@ -47,4 +47,6 @@ def inspect(paths, summary, output):
 
     files = find_signal_files(paths)  # bad paths fail before the header is written
     rows = file_rows(files) if summary else read_rows(files)
+    if output == "-":  # a file that fails half-way leaves stdout untouched (a file is atomic)
+        rows = list(rows)
     write_tsv(output, rows, SUMMARY_COLUMNS if summary else COLUMNS)

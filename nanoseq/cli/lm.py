@@ -31,20 +31,53 @@ def lm():
     "--cell", default="lstm", type=click.Choice(["rnn", "gru", "lstm"]), show_default=True
 )
 @click.option("--layers", default=2, show_default=True, type=click.IntRange(1, 4))
-@click.option("--units", default=256, show_default=True)
-@click.option("--embedding-dim", default=256, show_default=True)
-@click.option("--dropout", default=0.0, show_default=True, help="Between layers.")
+@click.option("--units", default=256, show_default=True, type=shared.POSITIVE)
+@click.option("--embedding-dim", default=256, show_default=True, type=shared.POSITIVE)
+@click.option(
+    "--dropout", default=0.0, show_default=True, type=shared.FRACTION, help="Between layers."
+)
 @click.option("--layer-norm", is_flag=True)
 @click.option("--tie-weights", is_flag=True, help="Share embedding and softmax weights.")
-@click.option("--min-count", default=1, show_default=True, help="Vocabulary frequency cut-off.")
-@click.option("--max-vocab", type=int, help="Vocabulary size limit (specials included).")
-@click.option("--batch-size", default=32, show_default=True, help="Rows read in parallel.")
-@click.option("--steps", default=100, show_default=True, help="BPTT window length.")
+@click.option(
+    "--min-count",
+    default=1,
+    show_default=True,
+    type=shared.POSITIVE,
+    help="Vocabulary frequency cut-off.",
+)
+@click.option(
+    "--max-vocab",
+    type=click.IntRange(5),
+    help="Vocabulary size limit (the four specials included).",
+)
+@click.option(
+    "--batch-size",
+    default=32,
+    show_default=True,
+    type=shared.POSITIVE,
+    help="Rows read in parallel.",
+)
+@click.option(
+    "--steps", default=100, show_default=True, type=shared.POSITIVE, help="BPTT window length."
+)
 @click.option("--optimizer", default="adam", type=click.Choice(["adam", "sgd"]), show_default=True)
-@click.option("--lr", "learning_rate", default=2e-3, show_default=True)
-@click.option("--clip", "clipnorm", default=5.0, show_default=True, help="Global norm clip.")
-@click.option("--decay", default=0.5, show_default=True, help="Factor for --decay-from.")
-@click.option("--decay-from", type=int, help="Multiply the lr by --decay every epoch from this.")
+@click.option("--lr", "learning_rate", default=2e-3, show_default=True, type=shared.RATE)
+@click.option(
+    "--clip",
+    "clipnorm",
+    default=5.0,
+    show_default=True,
+    type=shared.RATE,
+    help="Global norm clip.",
+)
+@click.option(
+    "--decay", default=0.5, show_default=True, type=shared.RATE, help="Factor for --decay-from."
+)
+@click.option(
+    "--decay-from",
+    type=shared.POSITIVE,
+    help="Multiply the lr by --decay every epoch from this.",
+)
 def train(train_files, valid_files, run, **options):
     """Train a language model on TRAIN_FILES (plain or gzipped text)."""
     from nanoseq.text.lm_train import train_language_model
@@ -70,12 +103,25 @@ def evaluate(model, text_file, output):
 @lm.command()
 @click.option("-m", "--model", default=DEFAULT_LANGUAGE_MODEL, show_default=True)
 @click.option("-p", "--prompt", default="", help="Text to continue.")
-@click.option("-n", "--length", default=300, show_default=True, help="Tokens to generate.")
-@click.option("--temperature", default=1.0, show_default=True, help="0 = greedy.")
-@click.option("--top-k", type=int)
-@click.option("--top-p", type=float)
-@click.option("--beam-width", type=int, help="Beam search instead of sampling.")
-@click.option("--length-penalty", default=0.0, show_default=True)
+@click.option(
+    "-n",
+    "--length",
+    default=300,
+    show_default=True,
+    type=shared.POSITIVE,
+    help="Tokens to generate.",
+)
+@click.option(
+    "--temperature", default=1.0, show_default=True, type=shared.Finite(0), help="0 = greedy."
+)
+@click.option("--top-k", type=shared.POSITIVE, help="Sample from the k likeliest tokens.")
+@click.option(
+    "--top-p",
+    type=shared.Finite(0, 1, min_open=True),
+    help="Sample from the likeliest tokens that hold this much probability.",
+)
+@click.option("--beam-width", type=shared.POSITIVE, help="Beam search instead of sampling.")
+@click.option("--length-penalty", default=0.0, show_default=True, type=shared.Finite())
 @click.option("--seed", type=int)
 def generate(model, prompt, length, temperature, top_k, top_p, beam_width, length_penalty, seed):
     """Continue PROMPT with the model; the prompt and its continuation go to stdout."""

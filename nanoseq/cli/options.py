@@ -3,8 +3,24 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import click
+
+
+class Finite(click.FloatRange):
+    """click's FloatRange without NaN and infinity, which it lets through."""
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if not math.isfinite(value):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        return value
+
+
+POSITIVE = click.IntRange(1)
+FRACTION = Finite(0, 1, max_open=True)  # dropout, label smoothing
+RATE = Finite(0, min_open=True)  # learning rates, clipping norms, decay factors
 
 
 def stacked(*options):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from nanoseq.cli.options import POSITIVE, Finite
+
 
 @click.command()
 @click.argument("reads", nargs=-1, required=True, type=click.Path())
@@ -19,8 +21,10 @@ import click
     help="Labels from this BAM's move tables (mv/ts tags) "
     "instead of Tombo events in the fast5 files.",
 )
-@click.option("--chunk-size", default=3600, show_default=True, help="Samples per chunk.")
-@click.option("--step", type=int, help="Samples between chunk starts (default: chunk size).")
+@click.option(
+    "--chunk-size", default=3600, show_default=True, type=POSITIVE, help="Samples per chunk."
+)
+@click.option("--step", type=POSITIVE, help="Samples between chunk starts (default: chunk size).")
 @click.option("--keep", help="Reference window START-END every base of a chunk must lie in.")
 @click.option("--drop", help="Reference window START-END no base of a chunk may lie in.")
 @click.option(
@@ -31,8 +35,10 @@ import click
     help="Per read: median/MAD, bonito's quantiles, or a fixed pA level (--pa-mean, --pa-sd). "
     "Recorded with the chunks; a model trained on them normalises reads the same way.",
 )
-@click.option("--pa-mean", type=float, help="With --normalisation pa: the level's mean (pA).")
-@click.option("--pa-sd", type=float, help="With --normalisation pa: its spread (pA).")
+@click.option("--pa-mean", type=Finite(), help="With --normalisation pa: the level's mean (pA).")
+@click.option(
+    "--pa-sd", type=Finite(0, min_open=True), help="With --normalisation pa: its spread (pA)."
+)
 def prepare(reads, output, bam, chunk_size, step, keep, drop, normalisation, pa_mean, pa_sd):
     """Cut labelled reads into training chunks (Tombo-resquiggled fast5, or reads + BAM)."""
     from nanoseq.signal.labels import (

@@ -46,15 +46,28 @@ def read(source, target, pairs, what: str):
 
 
 decoding_options = stacked(
-    click.option("--beam-width", default=1, show_default=True, help="1 = greedy."),
+    click.option(
+        "--beam-width", default=1, show_default=True, type=options.POSITIVE, help="1 = greedy."
+    ),
     click.option(
         "--length-penalty",
         default=1.0,
         show_default=True,
+        type=options.Finite(),
         help="Beam ranking: log probability / length ** this.",
     ),
-    click.option("--max-length", type=int, help="Longest translation (default 2n+10 tokens)."),
-    click.option("--batch-size", default=64, show_default=True, help="Greedy batch size."),
+    click.option(
+        "--max-length",
+        type=options.POSITIVE,
+        help="Longest translation (default 2n+10 tokens).",
+    ),
+    click.option(
+        "--batch-size",
+        default=64,
+        show_default=True,
+        type=options.POSITIVE,
+        help="Greedy batch size.",
+    ),
 )
 
 
@@ -69,13 +82,29 @@ def seq2seq():
 @options.training_run
 @click.option("--lowercase", is_flag=True, help="Lower-case both sides.")
 @click.option("--tokenize", is_flag=True, help="Split punctuation off words.")
-@click.option("--min-count", default=1, show_default=True, help="Vocabulary frequency cut-off.")
-@click.option("--max-vocab", type=int, help="Vocabulary size limit (specials included).")
-@click.option("--max-length", default=50, show_default=True, help="Drop longer training pairs.")
+@click.option(
+    "--min-count",
+    default=1,
+    show_default=True,
+    type=options.POSITIVE,
+    help="Vocabulary frequency cut-off.",
+)
+@click.option(
+    "--max-vocab",
+    type=click.IntRange(5),
+    help="Vocabulary size limit (the four specials included).",
+)
+@click.option(
+    "--max-length",
+    default=50,
+    show_default=True,
+    type=options.POSITIVE,
+    help="Drop longer training pairs.",
+)
 @click.option("--cell", default="gru", type=click.Choice(["gru", "lstm"]), show_default=True)
 @click.option("--layers", default=1, show_default=True, type=click.IntRange(1, 4))
-@click.option("--units", default=256, show_default=True)
-@click.option("--embedding-dim", default=256, show_default=True)
+@click.option("--units", default=256, show_default=True, type=options.POSITIVE)
+@click.option("--embedding-dim", default=256, show_default=True, type=options.POSITIVE)
 @click.option("--bidirectional/--unidirectional", default=True, show_default=True)
 @click.option(
     "--attention",
@@ -83,12 +112,23 @@ def seq2seq():
     type=click.Choice(["bahdanau", "luong", "none"]),
     show_default=True,
 )
-@click.option("--dropout", default=0.0, show_default=True)
-@click.option("--label-smoothing", default=0.0, show_default=True)
-@click.option("--batch-size", default=64, show_default=True)
-@click.option("--lr", "learning_rate", default=2e-3, show_default=True)
-@click.option("--clip", "clipnorm", default=1.0, show_default=True, help="Global norm clip.")
-@click.option("--patience", type=int, help="Stop after this many epochs without a better BLEU.")
+@click.option("--dropout", default=0.0, show_default=True, type=options.FRACTION)
+@click.option("--label-smoothing", default=0.0, show_default=True, type=options.FRACTION)
+@click.option("--batch-size", default=64, show_default=True, type=options.POSITIVE)
+@click.option("--lr", "learning_rate", default=2e-3, show_default=True, type=options.RATE)
+@click.option(
+    "--clip",
+    "clipnorm",
+    default=1.0,
+    show_default=True,
+    type=options.RATE,
+    help="Global norm clip.",
+)
+@click.option(
+    "--patience",
+    type=options.POSITIVE,
+    help="Stop after this many epochs without a better BLEU.",
+)
 def train(source, target, pairs, valid_source, valid_target, valid_pairs, run, **options):
     """Train on sentence pairs; validation BLEU picks OUTPUT/model.keras."""
     from nanoseq.text.seq2seq_train import train_seq2seq
@@ -110,9 +150,12 @@ def translate(model, input_file, output, **options):
     """Translate INPUT_FILE (default stdin), one sentence per line, in order."""
     from tqdm import tqdm
 
+    from nanoseq.errors import InputError
     from nanoseq.text.data import read_lines
     from nanoseq.text.translate import translate_file
 
+    if input_file == "-" and sys.stdin is None:
+        raise InputError("nothing to translate: stdin is closed (give INPUT_FILE)")
     lines = sys.stdin.read().splitlines() if input_file == "-" else read_lines(input_file)
     with tqdm(total=len(lines), unit="sentence", file=sys.stderr, disable=None) as bar:
         translations, _ = translate_file(model, lines, output, progress=bar, **options)

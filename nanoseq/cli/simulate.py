@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import click
 
+from nanoseq.cli.options import POSITIVE
+
 
 @click.command()
 @click.option("-r", "--reference", type=click.Path(), help="FASTA to sample from.")
 @click.option(
     "--random-genome",
-    type=int,
+    type=POSITIVE,
     help="Sample from a random genome of this many bases instead of a FASTA.",
 )
 @click.option(
@@ -19,16 +21,24 @@ import click
     required=True,
     help="reads.pod5 or reads.blow5; with --chunks, a folder for training chunks.",
 )
-@click.option("--truth", help="Truth FASTA (default: OUTPUT with .truth.fasta).")
+@click.option("--truth", help="Truth FASTA (default: OUTPUT.truth.fasta).")
 @click.option(
     "--chunks",
     is_flag=True,
     help="Write chunks.npy, references.npy, reference_lengths.npy (as `prepare` does) "
     "instead of reads.",
 )
-@click.option("--chunk-size", default=3600, show_default=True, help="Samples per chunk.")
-@click.option("-n", "--reads", "count", default=100, show_default=True)
-@click.option("--length", default=2000, show_default=True, help="Mean fragment length (bases).")
+@click.option(
+    "--chunk-size", default=3600, show_default=True, type=POSITIVE, help="Samples per chunk."
+)
+@click.option("-n", "--reads", "count", default=100, show_default=True, type=POSITIVE)
+@click.option(
+    "--length",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(20),
+    help="Mean fragment length (bases).",
+)
 @click.option("--pore-model", type=click.Path(), help="k-mer model table (default: bundled R9.4).")
 @click.option(
     "--events",
@@ -61,8 +71,6 @@ def simulate(
     seed,
 ):
     """Simulate nanopore reads with known truth (for pre-training and tests)."""
-    from pathlib import Path
-
     from nanoseq.errors import InputError
     from nanoseq.io import read_fasta
     from nanoseq.signal import simulate as sim
@@ -86,6 +94,6 @@ def simulate(
         chunk_set.save(output)
         click.echo(f"{len(chunk_set)} chunks of {chunk_size} samples -> {output}", err=True)
         return
-    truth = truth or str(Path(output).with_suffix(".truth.fasta"))
+    truth = truth or f"{output}.truth.fasta"  # sim.pod5.truth.fasta: one per output
     written = sim.write_reads(reads, output, truth)
     click.echo(f"{written} reads -> {output}, truth -> {truth}", err=True)

@@ -15,9 +15,23 @@ def train():
 @train.command()
 @click.argument("data", nargs=-1, required=True, type=click.Path())
 @options.training_run
-@click.option("--batch-size", default=32, show_default=True)
-@click.option("--lr", "learning_rate", default=2e-3, show_default=True, help="Peak learning rate.")
-@click.option("--clip", "clipnorm", default=2.0, show_default=True, help="Gradient norm clip.")
+@click.option("--batch-size", default=32, show_default=True, type=options.POSITIVE)
+@click.option(
+    "--lr",
+    "learning_rate",
+    default=2e-3,
+    show_default=True,
+    type=options.RATE,
+    help="Peak learning rate.",
+)
+@click.option(
+    "--clip",
+    "clipnorm",
+    default=2.0,
+    show_default=True,
+    type=options.RATE,
+    help="Gradient norm clip.",
+)
 @click.option(
     "--valid",
     "validation",
@@ -28,6 +42,7 @@ def train():
     "--valid-fraction",
     default=0.05,
     show_default=True,
+    type=options.Finite(0, 1, min_open=True, max_open=True),
     help="Without --valid: the last share of the first DATA's chunks (in read order).",
 )
 @click.option(
@@ -36,11 +51,19 @@ def train():
     "--rnn/--units/--layers then do not apply).",
 )
 @click.option("--rnn", default="lstm", type=click.Choice(["lstm", "gru"]), show_default=True)
-@click.option("--units", default=96, show_default=True, help="Units per RNN direction.")
-@click.option("--layers", default=3, show_default=True, help="Bidirectional RNN layers.")
+@click.option(
+    "--units", default=96, show_default=True, type=options.POSITIVE, help="Units per RNN direction."
+)
+@click.option(
+    "--layers",
+    default=3,
+    show_default=True,
+    type=click.IntRange(0, 8),
+    help="Bidirectional RNN layers (0: convolutions alone).",
+)
 @click.option(
     "--upsample",
-    type=int,
+    type=options.POSITIVE,
     help="Output frames per RNN step (output stride = convolution stride / this) "
     "[default: 1, or --init's].",
 )

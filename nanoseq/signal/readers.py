@@ -132,7 +132,11 @@ def find_signal_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
             files.append(path)
         else:
             raise InputError(f"not a signal file (expected one of {', '.join(SUFFIXES)})", path)
-    return files
+    unique = {file.resolve(): file for file in reversed(files)}  # the first of each file
+    if len(unique) < len(files):
+        twice = len(files) - len(unique)
+        log.warning("%d files were given more than once; each is read once", twice)
+    return [file for file in files if unique.get(file.resolve()) is file]
 
 
 def file_format(path: Path) -> str:
@@ -175,11 +179,41 @@ def read_file(path: Path, read_ids: set[str] | None = None) -> Iterator[Read]:
             raise
         except Exception as error:  # the format libraries raise many kinds; name the file
             raise InputError(f"cannot read {fmt} file ({one_line(error)})", path) from None
-        if read.num_samples == 0:
-            log.warning("%s: read %s has no samples; skipped", path, read.read_id)
+        problem = implausible(read)
+        if problem:
+            log.warning("%s: read %s %s; skipped", path, read.read_id, problem)
             continue
         read.format = fmt
         yield read
+
+
+# What a read's current can be (pA): its median (strands lie near 60-120, an open pore near 200-
+# 250) and nearly all of its samples. A corrupted calibration, or a compressed chunk whose bits
+# flipped (it decompresses to noise of any size), falls outside.
+MEDIAN_PA = (0.0, 600.0)
+SAMPLE_PA = (-100.0, 1000.0)
+MOST = 0.99  # the share of samples that must lie within SAMPLE_PA
+
+
+def implausible(read: Read) -> str | None:
+    """Why the read cannot be called (no samples, a calibration or sample rate that is not a
+    positive number, a current outside :data:`MEDIAN_PA` or :data:`SAMPLE_PA`), or None."""
+    if read.num_samples == 0:
+        return "has no samples"
+    calibration = (read.offset, read.range, read.digitisation)
+    if not np.all(np.isfinite(calibration)) or read.range <= 0 or read.digitisation <= 0:
+        return f"has a bad calibration (offset, range, digitisation {calibration})"
+    if not read.sample_rate > 0 or not np.isfinite(read.sample_rate):
+        return f"has a sample rate of {read.sample_rate:g} Hz"
+    low, high = (pa / read.scale - read.offset for pa in SAMPLE_PA)  # in raw units
+    inside = float(np.mean((read.signal >= low) & (read.signal <= high)))
+    median = (float(np.median(read.signal)) + read.offset) * read.scale
+    if not MEDIAN_PA[0] <= median <= MEDIAN_PA[1] or inside < MOST:
+        return (
+            f"has an implausible signal (median {median:.4g} pA, {1 - inside:.1%} of samples "
+            f"outside {SAMPLE_PA[0]:g} to {SAMPLE_PA[1]:g} pA): a corrupt chunk or calibration"
+        )
+    return None
 
 
 def _text(value) -> str:

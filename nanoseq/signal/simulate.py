@@ -265,6 +265,11 @@ def simulate_reads(
         genome = reference[name].upper()
         lo, hi = region or (0, len(genome))
         hi = min(hi, len(genome))
+        if hi - lo <= source.k:
+            raise InputError(
+                f"the region {lo}-{hi} holds fewer than {source.k + 1} bases of {name} "
+                f"({len(genome)} bases long)"
+            )
         size = int(min(hi - lo, max(source.k + 1, rng.normal(length, length / 4))))
         start = int(rng.integers(lo, hi - size + 1))
         fragment = genome[start : start + size]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from nanoseq.errors import InputError
 from nanoseq.metrics import text_scores
 from nanoseq.runtime import compiled_for
 from nanoseq.text.data import encode_corpus
@@ -53,6 +54,8 @@ def evaluate_text(model: str, text_file: str) -> dict:
     net = LanguageModel.from_preset(model)
     vocab = Vocabulary.from_config(net.vocabulary)
     stream = encode_corpus([text_file], vocab)
+    if len(stream) < 2:
+        raise InputError(f"too short to score: {len(stream)} token(s)", text_file)
     nats, tokens = stream_nats(net, stream)
     return {
         "model": str(model),

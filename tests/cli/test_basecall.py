@@ -286,7 +286,7 @@ def test_simulate_then_prepare_cli(sample_dir, tmp_path):
         "0-38000",
     )
     assert result.exit_code == 0
-    truth = read_fasta(tmp_path / "sim.truth.fasta")
+    truth = read_fasta(tmp_path / "sim.blow5.truth.fasta")
     assert len(truth) == 3
     result = invoke("inspect", out)
     assert result.stdout.count("\n") == 4

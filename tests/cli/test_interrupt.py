@@ -1,0 +1,92 @@
+"""Interrupted basecalling runs, as a scheduler or a crash ends them: SIGTERM and kill -9 in the
+middle of a run, then --resume. The records on disk at the signal are kept (every one after
+SIGTERM; after kill -9, all but at most the one being written), and the final output is the
+uninterrupted run's."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from nanoseq.io import complete_records, read_calls
+
+FORMATS = ["calls.fastq", "calls.fastq.gz", "calls.bam"]
+
+
+@pytest.fixture(scope="module")
+def run_inputs(sample_dir, tmp_path_factory):
+    """60 simulated reads and a small untrained model: a run of a few seconds."""
+    import keras
+
+    from nanoseq.basecaller.backbone import SignalBackbone
+    from nanoseq.basecaller.model import Basecaller
+    from nanoseq.io import read_fasta
+    from nanoseq.signal.simulate import load_pore_model, simulate_reads, write_reads
+
+    folder = tmp_path_factory.mktemp("interrupt")
+    reads = simulate_reads(read_fasta(sample_dir / "reads/lambda.fasta"), load_pore_model(), 60)
+    write_reads(reads, folder / "reads.pod5", folder / "truth.fasta")
+    keras.utils.set_random_seed(0)
+    Basecaller(SignalBackbone((4, 8, 16), units=8, layers=1)).save(folder / "model.keras")
+    return folder
+
+
+def command(folder, output, *extra):
+    reads, model = folder / "reads.pod5", folder / "model.keras"
+    args = ["basecall", reads, "-m", model, "-o", output, "--batch-size", 2, *extra]
+    return [sys.executable, "-m", "nanoseq", *map(str, args)]
+
+
+def records(path):
+    """(read id, sequence, qualities) of each read in a finished output."""
+    return [(name, sequence, list(quals)) for name, sequence, quals in read_calls(path)]
+
+
+def written(path, name):
+    """The read ids of the whole records in the partial output of ``name``."""
+    kind = "bam" if name.endswith(".bam") else "fastq"
+    return [read_id for read_id, _ in complete_records(path, kind)]
+
+
+def summary_rows(path):
+    return max(0, len(path.read_text().splitlines()) - 1) if path.exists() else 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FORMATS)
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "kill-9"])
+def test_resume_after_a_signal_keeps_the_records_and_ends_as_an_uninterrupted_run(
+    run_inputs, tmp_path, name, how
+):
+    expected = run_inputs / f"expected-{name}"  # the uninterrupted run, once per format
+    if not expected.exists():
+        assert subprocess.run(command(run_inputs, expected), capture_output=True).returncode == 0
+    output = tmp_path / name
+    rows = tmp_path / f"{name}.summary.tsv.partial"
+    process = subprocess.Popen(command(run_inputs, output), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while summary_rows(rows) < 10 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    process.send_signal(how)
+    _, stderr = process.communicate(timeout=60)
+    if how == signal.SIGTERM:
+        assert process.returncode == 128 + signal.SIGTERM and "Traceback" not in stderr
+        assert stderr.strip().splitlines()[-1] == (
+            "nanoseq: terminated (SIGTERM); --resume continues the run"
+        )
+    else:
+        assert process.returncode == -signal.SIGKILL
+    on_disk = written(tmp_path / f"{name}.partial", name)
+    assert not output.exists() and len(on_disk) >= 10
+
+    resumed = subprocess.run(command(run_inputs, output, "--resume"), capture_output=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    kept = json.loads((tmp_path / f"{name}.metrics.json").read_text())["resumed_reads"]
+    assert kept >= (len(on_disk) if how == signal.SIGTERM else len(on_disk) - 1)
+    assert records(output) == records(expected)
+    summary = (tmp_path / f"{name}.summary.tsv").read_text().splitlines()
+    assert len(summary) == 61 and len({line.split("\t")[1] for line in summary}) == 61
