@@ -14,12 +14,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from nanoseq.basecaller.choice import AUTO
 from nanoseq.basecaller.model import Basecaller
 from nanoseq.basecaller.pipeline import basecall
 from nanoseq.errors import InputError
 from nanoseq.io import CallsWriter, write_metrics
 from nanoseq.metrics import Aligner, summarise
-from nanoseq.models import DEFAULT_BASECALLER, DEFAULT_BEAM_WIDTH
+from nanoseq.models import DEFAULT_BEAM_WIDTH
 from nanoseq.runtime import set_threads
 from nanoseq.signal.readers import Read, find_signal_files, read_signal
 
@@ -62,7 +63,7 @@ def once(reads: Iterable[Read]) -> Iterator[Read]:
 
 def basecall_files(
     reads,
-    model: str = DEFAULT_BASECALLER,
+    model: str = AUTO,
     output: str = "-",
     batch_size: int | None = None,
     chunk_size: int | None = None,
@@ -76,8 +77,10 @@ def basecall_files(
     reference: str | None = None,
     trim: bool = True,
     workers: int = 1,
+    any_chemistry: bool = False,
 ) -> dict:
-    """Basecall ``reads`` (files or folders) with ``model``, write the outputs, return metrics."""
+    """Basecall ``reads`` (files or folders) with ``model`` (``auto``: per read, the bundled
+    model for its chemistry), write the outputs, return metrics."""
     files = find_signal_files(reads)  # fail on bad input before loading the model
     wanted = read_id_file(read_ids)
     aligner = Aligner(reference) if reference else None
@@ -90,9 +93,10 @@ def basecall_files(
         summary_columns=ALIGNMENT_COLUMNS if aligner else (),
     )
     set_threads(threads)
-    net = Basecaller.from_preset(model)
+    net = model if model == AUTO else Basecaller.from_preset(model)  # a bad one fails now
 
     counts = {"reads": 0, "bases": 0, "samples": 0, "below_min_qscore": 0}
+    chemistries: dict[str, int] = {}
     rows = []
     timing: dict = {}
     start = time.monotonic()
@@ -111,9 +115,11 @@ def basecall_files(
             trim=trim,
             workers=workers,
             timing=timing,
+            any_chemistry=any_chemistry,
         )
         for read, call in calls:
             counts["reads"] += 1
+            chemistries[read.chemistry] = chemistries.get(read.chemistry, 0) + 1
             counts["samples"] += read.num_samples
             rate = counts["samples"] / max(time.monotonic() - start, 1e-9)
             bar.set_postfix(samples_per_s=f"{rate:.3g}", refresh=False)
@@ -134,7 +140,7 @@ def basecall_files(
         log.warning("no reads %s in %s", which, ", ".join(map(str, reads)))
     metrics = {
         "model": model,
-        "head": net.head.kind,
+        "chemistries": chemistries,
         "beam_width": beam_width,
         **counts,
         "resumed_reads": len(writer.done_ids),

@@ -14,6 +14,7 @@ nor decoding; the ``timing`` dict receives the seconds the model was busy.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -27,14 +28,16 @@ from functools import partial
 import keras
 import numpy as np
 
+from nanoseq.basecaller.choice import AUTO, ModelChoice
 from nanoseq.basecaller.model import Basecaller
 from nanoseq.errors import InputError
 from nanoseq.io import Call
-from nanoseq.models import DEFAULT_BASECALLER, DEFAULT_BEAM_WIDTH
+from nanoseq.models import DEFAULT_BEAM_WIDTH
 from nanoseq.runtime import compiled_for
 from nanoseq.signal.chunks import chunk, stitch
 from nanoseq.signal.normalize import trim_start
 from nanoseq.signal.readers import Read
+from nanoseq.signal.resample import moves_on_read, resample
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +80,15 @@ MIN_STEPS = 50  # recurrent steps a window needs for the model to see enough con
 
 @dataclass
 class Prepared:
-    """A read cut into windows of its normalised signal (``length`` samples after ``trimmed``),
-    with the normalisation's ``shift`` and ``scale``."""
+    """A read cut into windows of its normalised signal at the model's sample rate (``length``
+    samples; ``samples`` of the read's own after ``trimmed``), with the normalisation's
+    ``shift`` and ``scale``."""
 
     read: Read
     windows: np.ndarray
     starts: np.ndarray
     length: int
+    samples: int
     trimmed: int
     shift: float
     scale: float
@@ -91,7 +96,7 @@ class Prepared:
 
 def basecall(
     reads: Iterable[Read],
-    model: Basecaller | str = DEFAULT_BASECALLER,
+    model: Basecaller | str = AUTO,
     beam_width: int = DEFAULT_BEAM_WIDTH,
     batch_size: int | None = None,
     chunk_size: int | None = None,
@@ -99,12 +104,31 @@ def basecall(
     trim: bool = True,
     workers: int = 1,
     timing: dict | None = None,
+    any_chemistry: bool = False,
 ) -> Iterator[tuple[Read, Call]]:
-    """Yield ``(read, call)`` for each read, in input order, by ``model`` (a :class:`Basecaller`
-    or a bundled name or path) with a beam search of ``beam_width`` (1: greedy / best path).
-    ``batch_size`` defaults to :data:`BATCH_SIZE`, ``chunk_size`` and ``overlap`` to the model's.
-    """
-    model = Basecaller.from_preset(model) if isinstance(model, str) else model
+    """Yield ``(read, call)`` for each read, in input order, by ``model`` (``auto``: the bundled
+    model for each read's chemistry; a :class:`Basecaller`, or a bundled name or path, made for
+    the reads' chemistry unless ``any_chemistry``; see :mod:`~nanoseq.basecaller.choice`) with a
+    beam search of ``beam_width`` (1: greedy / best path). ``batch_size`` defaults to
+    :data:`BATCH_SIZE`, ``chunk_size`` and ``overlap`` to the model's."""
+    choice = ModelChoice(model, any_chemistry)
+    options = (beam_width, batch_size, chunk_size, overlap, trim, workers, timing)
+    for chosen, run in itertools.groupby(reads, key=choice.choose):
+        yield from basecall_with(run, chosen, *options)
+
+
+def basecall_with(
+    reads: Iterable[Read],
+    model: Basecaller,
+    beam_width: int,
+    batch_size: int | None,
+    chunk_size: int | None,
+    overlap: int | None,
+    trim: bool,
+    workers: int,
+    timing: dict | None,
+) -> Iterator[tuple[Read, Call]]:
+    """:func:`basecall`'s stages, for reads that one model calls."""
     windows = Windows.of(model, chunk_size, overlap)
     runner = Runner(model, batch_size or BATCH_SIZE, windows.size, timing, beam_width)
     checked = rate_checked(reads, model.settings.sample_rate)
@@ -114,13 +138,13 @@ def basecall(
 
 
 def rate_checked(reads: Iterable[Read], expected: float) -> Iterator[Read]:
-    """``reads``, with a warning for each sample rate found that is not the model's."""
-    warned: set[float] = set()
+    """``reads``, with a note for each sample rate found that is not the model's."""
+    noted: set[float] = set()
     for read in reads:
-        if abs(read.sample_rate - expected) > 0.05 * expected and read.sample_rate not in warned:
-            warned.add(read.sample_rate)
-            log.warning(
-                "%s: reads sampled at %g Hz but the model expects %g Hz; calls will be poor",
+        if read.sample_rate != expected and read.sample_rate not in noted:
+            noted.add(read.sample_rate)
+            log.info(
+                "%s: reads at %g Hz are resampled to the model's %g Hz",
                 read.filename,
                 read.sample_rate,
                 expected,
@@ -129,13 +153,15 @@ def rate_checked(reads: Iterable[Read], expected: float) -> Iterator[Read]:
 
 
 def prepare(read: Read, model: Basecaller, windows: Windows, trim: bool = True) -> Prepared:
-    """The read's start trimmed, its signal normalised as the model's training data was, cut
-    into windows."""
+    """The read's start trimmed, its signal normalised as the model's training data was and
+    resampled to the model's sample rate, cut into windows."""
     pa = read.pa
     trimmed = trim_start(pa) if trim else 0
     signal, shift, scale = model.settings.normalisation(pa[trimmed:])
+    samples = len(signal)
+    signal = resample(signal, read.sample_rate, model.settings.sample_rate)
     cut, starts = chunk(signal, windows.size, windows.overlap, windows.step)
-    return Prepared(read, cut, starts, len(signal), trimmed, shift, scale)
+    return Prepared(read, cut, starts, len(signal), samples, trimmed, shift, scale)
 
 
 class Runner:
@@ -226,7 +252,9 @@ def decode(stitched: tuple[Prepared, tuple], model: Basecaller, beam_width: int)
     """A read's stitched frames -> ``(read, call)``."""
     item, frames = stitched
     sequence, qualities, moves = model.head.decode(frames, beam_width)
-    call = Call(sequence, qualities, moves, model.stride, item.trimmed, item.shift, item.scale)
+    rates = item.read.sample_rate, model.settings.sample_rate
+    moves, stride = moves_on_read(moves, model.stride, *rates, item.samples)
+    call = Call(sequence, qualities, moves, stride, item.trimmed, item.shift, item.scale)
     return item.read, call
 
 

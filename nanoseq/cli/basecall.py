@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from nanoseq.cli.options import POSITIVE, Finite
-from nanoseq.models import DEFAULT_BASECALLER, DEFAULT_BEAM_WIDTH
+from nanoseq.models import DEFAULT_BEAM_WIDTH
 
 
 @click.command()
@@ -13,9 +13,14 @@ from nanoseq.models import DEFAULT_BASECALLER, DEFAULT_BEAM_WIDTH
 @click.option(
     "-m",
     "--model",
-    default=DEFAULT_BASECALLER,
+    default="auto",
     show_default=True,
-    help="Bundled model name or a .keras file.",
+    help="auto: per read, the bundled model for its chemistry; or a bundled name or .keras file.",
+)
+@click.option(
+    "--any-chemistry",
+    is_flag=True,
+    help="Call reads with --model even where it was made for another chemistry.",
 )
 @click.option(
     "-o",
@@ -82,6 +87,7 @@ from nanoseq.models import DEFAULT_BASECALLER, DEFAULT_BEAM_WIDTH
 def basecall(
     reads,
     model,
+    any_chemistry,
     output,
     batch_size,
     chunk_size,
@@ -115,4 +121,5 @@ def basecall(
         reference=reference,
         trim=not no_trim,
         workers=workers,
+        any_chemistry=any_chemistry,
     )

@@ -7,9 +7,13 @@ import click
 
 @click.command()
 def models():
-    """List the bundled models and where their model cards are."""
-    from nanoseq.models import DEFAULT_BASECALLER, bundled
+    """List the bundled models: family, the chemistry and sample rate a basecaller was made
+    for, and its model card (a TSV)."""
+    from nanoseq.models import bundled, family_of, saved_config
 
+    click.echo("name\tfamily\tchemistry\tsample_rate\tcard")
     for name, path in bundled().items():
-        default = "  (default basecaller)" if name == DEFAULT_BASECALLER else ""
-        click.echo(f"{name}\t{path.with_suffix('.md')}{default}")
+        metadata = saved_config(name).get("metadata") or {}
+        chemistry, rate = metadata.get("chemistry", ""), metadata.get("sample_rate", "")
+        card = path.with_suffix(".md")
+        click.echo(f"{name}\t{family_of(path)}\t{chemistry}\t{rate and f'{rate:g}'}\t{card}")

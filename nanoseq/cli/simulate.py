@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from nanoseq.cli.options import POSITIVE
+from nanoseq.cli.options import POSITIVE, Finite
 
 
 @click.command()
@@ -39,7 +39,18 @@ from nanoseq.cli.options import POSITIVE
     type=click.IntRange(20),
     help="Mean fragment length (bases).",
 )
-@click.option("--pore-model", type=click.Path(), help="k-mer model table (default: bundled R9.4).")
+@click.option(
+    "--pore-model",
+    type=click.Path(),
+    help="k-mer table: ONT's text table, or uncalled4's .npz (R10.4.1) [default: bundled R9.4].",
+)
+@click.option(
+    "--sample-rate",
+    default=4000.0,
+    show_default=True,
+    type=Finite(1000, 20000),
+    help="Samples per second (a pore model's dwells scale with it).",
+)
 @click.option(
     "--events",
     "event_paths",
@@ -65,6 +76,7 @@ def simulate(
     count,
     length,
     pore_model,
+    sample_rate,
     event_paths,
     events_region,
     region,
@@ -87,7 +99,9 @@ def simulate(
             raise InputError(error.problem, error.path or " ".join(event_paths)) from None
     else:
         source = sim.load_pore_model(pore_model or sim.DEFAULT_PORE_MODEL)
-    reads = sim.simulate_reads(genome, source, count, length, seed, parse_region(region))
+    reads = sim.simulate_reads(
+        genome, source, count, length, seed, parse_region(region), sample_rate
+    )
     if chunks:
         chunk_set = make_chunks((sim.labelled(read) for read in reads), chunk_size)
         chunk_set.source["genome"] = reference or f"random ({random_genome} bases, seed {seed})"

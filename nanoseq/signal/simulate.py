@@ -2,9 +2,11 @@
 
 Two sources of signal:
 
-* :class:`PoreModel`, ONT's k-mer table: per k-mer a dwell of ``2 + round(Gamma(0.95, 8.5))``
-  samples (4 kHz; mean 10, sd 8.2 and a long tail, as in the Tombo events of the lambda training
-  reads), each sample drawn from ``N(level_mean, level_stdv)`` of that k-mer (pA).
+* :class:`PoreModel`, a k-mer table: ONT's R9.4 6-mer table, or an R10.4.1 9-mer table
+  (uncalled4's ``.npz``: normalised levels, pA = level x ``_pa_stdv`` + ``_pa_mean``). Per k-mer a
+  dwell of ``2 + round(Gamma(0.95, 8.5))`` samples at 4 kHz (mean 10, sd 8.2 and a long tail, as
+  in the Tombo events of the lambda training reads; scaled to the sample rate), the event's level
+  jittered by the table's spread of event means (R10 tables), each sample drawn around it.
 * :class:`EventLibrary`, real signal: every event of some Tombo-resquiggled reads, filed under
   its k-mer; a read of any sequence is pieced together from real events of its k-mers, so it
   carries real noise and real dwells, on sequence no model has seen.
@@ -22,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nanoseq.errors import InputError
+from nanoseq.errors import InputError, one_line
 from nanoseq.io import atomic_write
 from nanoseq.sequence import reverse_complement
-from nanoseq.signal.chemistry import R941
+from nanoseq.signal.chemistry import R941, R1041
 from nanoseq.signal.labels import BASE_CODE, LabelledRead, Region
 from nanoseq.signal.normalize import MED_MAD, Normalisation
 from nanoseq.signal.readers import Read
@@ -36,6 +38,10 @@ DEFAULT_PORE_MODEL = Path(__file__).parents[1] / "assets" / "r9.4_450bps_6mer_te
 DWELL = (0.95, 8.5)  # gamma shape and scale of the dwell beyond its 2-sample minimum
 DIGITISATION, RANGE, OFFSET = 8192.0, 1400.0, 0.0  # calibration of the written reads
 SAMPLE_RATE = 4000.0
+RUN_INFO = {  # what a simulated read's file says of its run
+    R941: {"sequencing_kit": "sqk-lsk109", "flow_cell_product_code": "FLO-MIN106"},
+    R1041: {"sequencing_kit": "sqk-lsk114", "flow_cell_product_code": "FLO-PRO114M"},
+}
 PA_SHIFT, PA_SCALE = 82.0, 15.2  # median and MAD scale of the lambda R9.4.1 reads (pA)
 
 
@@ -46,6 +52,8 @@ class SimulatedRead:
     bases: str  # the labelled bases (truth)
     starts: np.ndarray  # first sample of each labelled base
     positions: np.ndarray  # reference position of each labelled base (read orientation)
+    chemistry: str = R941
+    sample_rate: float = SAMPLE_RATE
 
 
 def kmer_indices(codes: np.ndarray, k: int) -> np.ndarray:
@@ -64,7 +72,7 @@ def _fragment_codes(fragment: str, k: int) -> np.ndarray:
     return codes
 
 
-def _simulated(fragment: str, pa, dwells, k: int, offset: int, rng) -> SimulatedRead:
+def _simulated(fragment: str, pa, dwells, k: int, offset: int, rng, **kind) -> SimulatedRead:
     n = len(fragment) - k + 1
     return SimulatedRead(
         str(uuid.UUID(bytes=rng.bytes(16), version=4)),
@@ -72,30 +80,58 @@ def _simulated(fragment: str, pa, dwells, k: int, offset: int, rng) -> Simulated
         fragment[offset : offset + n],
         np.concatenate([[0], np.cumsum(dwells)[:-1]]),
         np.arange(n) + offset,
+        **kind,
     )
 
 
 @dataclass
 class PoreModel:
+    """A k-mer table: per k-mer (base-4 index) its level ``means`` and per-sample ``stdvs`` in pA,
+    and the spread of its event means (``event_stdvs``, zero where the table has none); the
+    labelled base's place in the k-mer (``offset``) and the ``chemistry``."""
+
     k: int
-    means: np.ndarray  # by k-mer index
+    means: np.ndarray
     stdvs: np.ndarray
+    event_stdvs: np.ndarray | None = None
+    offset: int | None = None
+    chemistry: str = R941
 
-    @property
-    def offset(self) -> int:
-        return self.k // 2
+    def __post_init__(self):
+        self.offset = self.k // 2 if self.offset is None else self.offset
+        if self.event_stdvs is None:
+            self.event_stdvs = np.zeros_like(self.means)
 
-    def simulate(self, fragment: str, rng: np.random.Generator, dwell=DWELL) -> SimulatedRead:
-        """Signal for one fragment (A/C/G/T only) read 5' to 3'."""
+    def simulate(
+        self, fragment: str, rng: np.random.Generator, sample_rate: float = SAMPLE_RATE
+    ) -> SimulatedRead:
+        """Signal for one fragment (A/C/G/T only) read 5' to 3' at ``sample_rate`` (Hz). The
+        noise has the same spectral density at every rate: a sampler twice as fast sees a band
+        twice as wide, so each sample's variance doubles."""
         index = kmer_indices(_fragment_codes(fragment, self.k), self.k)
-        dwells = 2 + np.rint(rng.gamma(*dwell, size=len(index))).astype(np.int64)
-        per_sample = np.repeat(index, dwells)
-        pa = rng.normal(self.means[per_sample], self.stdvs[per_sample])
-        return _simulated(fragment, pa, dwells, self.k, self.offset, rng)
+        dwells = dwell_samples(rng, len(index), sample_rate)
+        levels = self.means[index]
+        if self.event_stdvs.any():  # (R9.4 tables have none: their reads stay as they were)
+            levels = rng.normal(levels, self.event_stdvs[index])
+        noise = self.stdvs[index] * np.sqrt(sample_rate / SAMPLE_RATE)
+        pa = rng.normal(np.repeat(levels, dwells), np.repeat(noise, dwells))
+        return _simulated(
+            fragment, pa, dwells, self.k, self.offset, rng,
+            chemistry=self.chemistry, sample_rate=sample_rate,
+        )  # fmt: skip
+
+
+def dwell_samples(rng: np.random.Generator, n: int, sample_rate: float) -> np.ndarray:
+    """Samples per event: :data:`DWELL` at 4 kHz, the same durations at ``sample_rate``."""
+    scale = sample_rate / SAMPLE_RATE
+    return np.rint(scale * (2 + rng.gamma(*DWELL, size=n))).astype(np.int64).clip(1)
 
 
 def load_pore_model(path: str | Path = DEFAULT_PORE_MODEL) -> PoreModel:
-    """ONT's k-mer model table (columns kmer, level_mean, level_stdv, ...)."""
+    """A k-mer table: ONT's text table (columns kmer, level_mean, level_stdv, ...; R9.4), or an
+    uncalled4 ``.npz`` (R10.4.1: normalised levels and their ``_pa_mean``/``_pa_stdv``)."""
+    if Path(path).suffix == ".npz":
+        return _load_npz(path)
     try:
         table = np.genfromtxt(path, dtype=None, names=True, encoding="ascii", usecols=(0, 1, 2))
         kmers = [str(k) for k in table["kmer"]]
@@ -106,6 +142,24 @@ def load_pore_model(path: str | Path = DEFAULT_PORE_MODEL) -> PoreModel:
         raise InputError(f"expected {4**k} k-mers, found {len(kmers)}", path)
     order = np.argsort([_kmer_index(kmer) for kmer in kmers])
     return PoreModel(k, table["level_mean"][order], table["level_stdv"][order])
+
+
+def _load_npz(path) -> PoreModel:
+    """uncalled4's table: every k-mer in order, levels normalised; ``_shift`` the labelled
+    base's place (its levels line up with the move tables of real R10.4.1 reads, r = 0.72)."""
+    try:
+        with np.load(path) as table:
+            k, shift = int(table["_k"]), int(table["_shift"])
+            pa_mean, pa_sd = float(table["_pa_mean"]), float(table["_pa_stdv"])
+            means = table["current.mean"].astype(np.float64) * pa_sd + pa_mean
+            event = table["current.stdv"].astype(np.float64) * pa_sd
+            stdvs = table["current_sd.mean"].astype(np.float64) * pa_sd
+            first = str(table["kmer"][0])
+    except (OSError, KeyError, ValueError) as error:
+        raise InputError(f"not an uncalled4 pore model ({one_line(error)})", path) from None
+    if len(means) != 4**k or first != "A" * k:
+        raise InputError(f"expected all {4**k} {k}-mers in order", path)
+    return PoreModel(k, means, stdvs, event, shift, R1041)
 
 
 def _kmer_index(kmer: str) -> int:
@@ -126,9 +180,14 @@ class EventLibrary:
     first: np.ndarray
     stand_in: np.ndarray
 
-    def simulate(self, fragment: str, rng: np.random.Generator) -> SimulatedRead:
+    def simulate(
+        self, fragment: str, rng: np.random.Generator, sample_rate: float = SAMPLE_RATE
+    ) -> SimulatedRead:
         """A read of ``fragment`` pieced together from a random real event of each k-mer, in
-        pA as a typical R9.4.1 read (basecalling normalises that scale away again)."""
+        pA as a typical R9.4.1 read (basecalling normalises that scale away again); the events
+        are the reads' own, at 4 kHz."""
+        if sample_rate != SAMPLE_RATE:
+            raise InputError(f"real events are at {SAMPLE_RATE:g} Hz, not {sample_rate:g}")
         kmer = self.stand_in[kmer_indices(_fragment_codes(fragment, self.k), self.k)]
         count = self.first[kmer + 1] - self.first[kmer]
         event = self.first[kmer] + (rng.random(len(kmer)) * count).astype(np.int64)
@@ -252,9 +311,10 @@ def simulate_reads(
     length: int = 2000,
     seed: int = 1,
     region: tuple[int, int] | None = None,
+    sample_rate: float = SAMPLE_RATE,
 ) -> Iterator[SimulatedRead]:
     """``count`` reads of about ``length`` bases from random places and strands of the reference,
-    their signal from ``source``.
+    their signal from ``source`` at ``sample_rate``.
 
     ``region`` (start, end) limits where fragments may come from (keep held-out data out).
     """
@@ -276,20 +336,19 @@ def simulate_reads(
         if "N" in fragment or set(fragment) - set("ACGT"):
             fragment = "".join(b if b in "ACGT" else "A" for b in fragment)
         if rng.random() < 0.5:  # the forward strand
-            read = source.simulate(fragment, rng)
+            read = source.simulate(fragment, rng, sample_rate)
             read.positions = read.positions + start
         else:  # the reverse strand, read 5' to 3'
-            read = source.simulate(reverse_complement(fragment), rng)
+            read = source.simulate(reverse_complement(fragment), rng, sample_rate)
             read.positions = start + size - 1 - read.positions
         yield read
 
 
 def labelled(read: SimulatedRead, normalisation: Normalisation = MED_MAD) -> LabelledRead:
-    """A simulated read as training labels (same layout as Tombo/BAM labels): R9.4.1 at 4 kHz,
-    as both sources of signal are."""
+    """A simulated read as training labels (same layout as Tombo/BAM labels)."""
     signal, _, _ = normalisation(read.pa)
     bases = BASE_CODE[np.frombuffer(read.bases.encode(), np.uint8)]
-    settings = SignalSettings(R941, SAMPLE_RATE, normalisation)
+    settings = SignalSettings(read.chemistry, read.sample_rate, normalisation)
     return LabelledRead(
         read.read_id, signal, bases, read.starts, read.positions, settings, "simulated"
     )
@@ -304,17 +363,13 @@ def as_read(read: SimulatedRead, number: int, start_sample: int) -> Read:
         offset=OFFSET,
         range=RANGE,
         digitisation=DIGITISATION,
-        sample_rate=SAMPLE_RATE,
+        sample_rate=read.sample_rate,
         channel=1 + number % 512,
         mux=1,
         read_number=number,
         start_sample=start_sample,
         run_id="nanoseq-simulated",
-        metadata={
-            "sequencing_kit": "sqk-lsk109",
-            "flow_cell_product_code": "FLO-MIN106",
-            "median_before": 220.0,
-        },
+        metadata={**RUN_INFO[read.chemistry], "median_before": 220.0},
     )
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from nanoseq.errors import InputError
+from nanoseq.io import writable
 from nanoseq.signal.readers import Read
 
 FORMATS = (".pod5", ".blow5")
@@ -21,6 +22,7 @@ def write_signal(reads: Iterable[Read], path: str | Path) -> int:
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise InputError(f"signal is written as {' or '.join(FORMATS)}", path)
+    writable(path)
     temp = path.with_name(f".{path.stem}.tmp{suffix}")
     temp.unlink(missing_ok=True)
     try:

@@ -85,10 +85,12 @@ def test_reads_are_not_all_held(conv_model, reads):
     assert len(pulled) <= 3
 
 
-def test_sample_rate_mismatch_warns(conv_model, sample_dir, caplog):
+def test_reads_at_another_sample_rate_are_resampled_with_a_note(conv_model, sample_dir, caplog):
     (read,) = read_signal([sample_dir / "formats/single_read_multi_layout.fast5"])
-    list(basecall([read], conv_model, batch_size=2))
-    assert "6024 Hz" in caplog.text and "4000 Hz" in caplog.text
+    with caplog.at_level("INFO"):
+        ((_, call),) = basecall([read], conv_model, batch_size=2)
+    assert "reads at 6024 Hz are resampled to the model's 4000 Hz" in caplog.text
+    assert call.stride == 9  # 6 samples at 4 kHz span 9.04 at 6,024 Hz
 
 
 def test_workers_change_nothing_but_speed(conv_model, reads):

@@ -97,6 +97,7 @@ ERRORS = [  # bad files and values found at work: exit 1, the file named
     ("evaluate {fasta} -r {binary}", "binary: not a FASTA file"),
     ("inspect {truncated_pod5}", "truncated.pod5: cannot read pod5 file"),
     ("simulate -r {fasta} -o {tmp}/sim.pod5 --region 60000-70000", "holds fewer than 7 bases"),
+    ("simulate --random-genome 1000 -o {tmp}/missing/sim.pod5", "missing: no such folder"),
     ("train basecaller {tmp} -o {tmp}/run", "missing chunks.npy"),
 ]
 

@@ -54,7 +54,8 @@ def test_bundled_model_calls_map_to_lambda(sample_dir, tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "calls.fastq.metrics.json").read_text())
     assert metrics["reads"] == 6
-    assert metrics["head"] == "crf" and metrics["beam_width"] == 5  # the default
+    assert metrics["model"] == "auto" and metrics["beam_width"] == 5  # the defaults
+    assert metrics["chemistries"] == {"dna_r9.4.1_e8": 6}
     assert metrics["alignment"]["mapped_fraction"] == 1.0  # the requirement: they map
     # a regression guard under the bundled model's 0.884 (v5, beam 5; its best path 0.869)
     assert metrics["alignment"]["median_identity"] > 0.85
