@@ -1,13 +1,13 @@
-"""The CRF head (bonito's CTC-CRF): states are the last three bases.
+"""The CRF head (bonito's CTC-CRF): states are the last bases.
 
-Per frame the model scores, for each of the 64 states (the last ``STATE_LEN`` bases as a base-4
-number, newest last), entering it by a *move* from each of its four predecessor states, which
-emits the state's newest base; *staying* in a state emits nothing and scores the constant
-``STAY``. Unlike CTC, two equal bases need no blank between them, and each move is conditioned
-on the bases before it.
+Per frame the model scores, for each of its states (the last ``state_len`` bases as a base-4
+number, newest last: 64 for nanoseq's heads, 64 to 1,024 for ONT's), entering it by a *move*
+from each of its four predecessor states, which emits the state's newest base; *staying* in a
+state emits nothing and scores a constant, the blank. Unlike CTC, two equal bases need no blank
+between them, and each move is conditioned on the bases before it.
 
 The loss is ``log Z - log score(labels)``: the partition function over every path minus the
-summed score of every path through the labels' states (the first ``STATE_LEN`` labels are the
+summed score of every path through the labels' states (the first ``state_len`` labels are the
 starting state). Decoding finds the best path (Viterbi) or, with a beam, the most probable
 sequence (:class:`Beam`); qualities come from forward-backward posteriors of the moves. The best
 path under-calls where a base's timing is uncertain (its probability is spread over many paths,
@@ -31,24 +31,30 @@ from nanoseq.metrics import median_accuracy
 log = logging.getLogger(__name__)
 
 N_BASE = 4
-STATE_LEN = 3
-N_STATES = N_BASE**STATE_LEN
-SCORES = N_STATES * N_BASE  # head outputs per frame
+STATE_LEN = 3  # nanoseq's own CRF heads; imported ONT heads have 3, 4 or 5
 SCALE, STAY = 5.0, 2.0  # move scores are SCALE * tanh(head); staying scores STAY
 NEG = -1e30
-QUARTER = N_STATES // N_BASE  # a state s = 4 m + c: m its two oldest bases, c its newest
 
 
-def predecessor(state, k):
+def states_of(scores) -> int:
+    """The states of a CRF whose moves (or forward sums) are ``scores``: their last axis
+    (states) or their last two (states, 4)."""
+    shape = scores.shape
+    return int(shape[-2] if len(shape) > 1 and shape[-1] == N_BASE else shape[-1])
+
+
+def predecessor(state, k, states: int):
     """The state a move into ``state`` leaves when that state's oldest base was ``k``."""
-    return k * QUARTER + state // N_BASE
+    return k * (states // N_BASE) + state // N_BASE
 
 
-def move_scores(head):
-    """Head output ``(batch, frames, 64 * 4)`` -> move scores ``(batch, frames, 64, 4)``:
-    ``[b, t, s, k]`` scores entering state ``s`` at frame ``t`` from ``predecessor(s, k)``."""
+def move_scores(head, scale: float = SCALE, tanh: bool = True):
+    """Head output ``(batch, frames, states * 4)`` -> move scores ``(batch, frames, states, 4)``:
+    ``[b, t, s, k]`` scores entering state ``s`` at frame ``t`` from ``predecessor(s, k)``;
+    ``scale * tanh(head)`` (or ``scale * head``)."""
     shape = ops.shape(head)
-    return SCALE * ops.tanh(ops.reshape(head, (shape[0], shape[1], N_STATES, N_BASE)))
+    head = ops.reshape(head, (shape[0], shape[1], head.shape[-1] // N_BASE, N_BASE))
+    return scale * (ops.tanh(head) if tanh else head)
 
 
 def _time_major(x):
@@ -56,55 +62,63 @@ def _time_major(x):
 
 
 def _entering(alpha):
-    """``alpha`` ``(batch, 64)`` at each state's predecessors ``(batch, 64, 4)``: ``[s, k]`` is
-    ``alpha[predecessor(s, k)]`` (a reshape, not a gather: gathers are slow on XLA CPUs)."""
-    by_oldest = ops.transpose(ops.reshape(alpha, (-1, N_BASE, QUARTER)), (0, 2, 1))  # [m, k]
+    """``alpha`` ``(batch, states)`` at each state's predecessors ``(batch, states, 4)``:
+    ``[s, k]`` is ``alpha[predecessor(s, k)]`` (a reshape, not a gather: gathers are slow on
+    XLA CPUs)."""
+    states = states_of(alpha)
+    quarter = states // N_BASE  # a state s = 4 m + c: m its older bases, c its newest
+    by_oldest = ops.transpose(ops.reshape(alpha, (-1, N_BASE, quarter)), (0, 2, 1))  # [m, k]
     spread = ops.broadcast_to(
-        by_oldest[:, :, None, :], (ops.shape(alpha)[0], QUARTER, N_BASE, N_BASE)
+        by_oldest[:, :, None, :], (ops.shape(alpha)[0], quarter, N_BASE, N_BASE)
     )
-    return ops.reshape(spread, (-1, N_STATES, N_BASE))  # s = 4 m + c
+    return ops.reshape(spread, (-1, states, N_BASE))  # s = 4 m + c
 
 
 def _onward(beta, weights):
     """For each state ``p`` and base ``c``: the weight (exp score) of moving from ``p``
-    emitting ``c`` times ``beta`` of the state entered, ``(batch, 64, 4)``."""
-    by_entered = ops.reshape(weights, (-1, QUARTER, N_BASE, N_BASE))  # [m, c, k]
-    leaving = ops.transpose(by_entered, (0, 3, 1, 2))  # [k, m, c]: p = 16 k + m
-    return ops.reshape(
-        leaving * ops.reshape(beta, (-1, 1, QUARTER, N_BASE)), (-1, N_STATES, N_BASE)
-    )
+    emitting ``c`` times ``beta`` of the state entered, ``(batch, states, 4)``."""
+    states = states_of(beta)
+    quarter = states // N_BASE
+    by_entered = ops.reshape(weights, (-1, quarter, N_BASE, N_BASE))  # [m, c, k]
+    leaving = ops.transpose(by_entered, (0, 3, 1, 2))  # [k, m, c]: p = quarter k + m
+    return ops.reshape(leaving * ops.reshape(beta, (-1, 1, quarter, N_BASE)), (-1, states, N_BASE))
 
 
-def log_partition(moves):
-    """log Z: every path's score summed, from any starting state. ``moves`` as move_scores."""
+def log_partition(moves, blank: float = STAY):
+    """log Z: every path's score summed, from any starting state, staying scored ``blank``.
+    ``moves`` as move_scores."""
 
     def step(alpha, frame):  # alpha (batch, states); frame (batch, states, 4)
-        both = ops.concatenate([(alpha + STAY)[..., None], _entering(alpha) + frame], axis=-1)
+        both = ops.concatenate([(alpha + blank)[..., None], _entering(alpha) + frame], axis=-1)
         alpha = ops.logsumexp(both, axis=-1)
         return alpha, alpha
 
     batch = ops.shape(moves)[0]
-    alpha, _ = ops.scan(step, ops.zeros((batch, N_STATES)), _time_major(moves))
+    alpha, _ = ops.scan(step, ops.zeros((batch, states_of(moves))), _time_major(moves))
     return ops.logsumexp(alpha, axis=-1)
 
 
-def label_states(labels):
+def label_states(labels, state_len: int = STATE_LEN):
     """Labels ``(batch, L)`` of codes 1..4 (0 padding) -> the state after each label from the
-    third on ``(batch, L - 2)`` and the oldest base of the state before it (the move's k)."""
+    ``state_len``-th on ``(batch, L - state_len + 1)`` and the oldest base of each (the k of
+    the move out of it)."""
     codes = ops.maximum(ops.cast(labels, "int32") - 1, 0)
-    states = codes[:, :-2] * N_BASE**2 + codes[:, 1:-1] * N_BASE + codes[:, 2:]
-    return states, codes[:, :-2]
+    n = ops.shape(codes)[1] - state_len + 1
+    states = codes[:, :n]
+    for j in range(1, state_len):
+        states = states * N_BASE + codes[:, j : j + n]
+    return states, codes[:, :n]
 
 
-def log_label_score(moves, labels):
+def log_label_score(moves, labels, state_len: int = STATE_LEN, blank: float = STAY):
     """log of the summed score of every path that emits exactly ``labels`` after the first
-    ``STATE_LEN``, which are its starting state."""
+    ``state_len``, which are its starting state."""
     shape = ops.shape(moves)
     batch, frames = shape[0], shape[1]
-    states, oldest = label_states(labels)
+    states, oldest = label_states(labels, state_len)
     # the score of moving from label state j - 1 into label state j, at every frame
     index = states[:, 1:] * N_BASE + oldest[:, :-1]  # (batch, n - 1)
-    flat = ops.reshape(moves, (batch, frames, N_STATES * N_BASE))
+    flat = ops.reshape(moves, (batch, frames, -1))
     n = ops.shape(states)[1]
     index = ops.broadcast_to(index[:, None, :], (batch, frames, n - 1))
     along = ops.take_along_axis(flat, index, axis=2)
@@ -114,12 +128,12 @@ def log_label_score(moves, labels):
 
     def step(alpha, move):  # alpha (batch, n); move (batch, n - 1)
         moved = ops.concatenate([ops.full((batch, 1), NEG), alpha[:, :-1] + move], axis=1)
-        alpha = ops.logaddexp(alpha + STAY, moved)
+        alpha = ops.logaddexp(alpha + blank, moved)
         return alpha, alpha
 
     alpha, _ = ops.scan(step, start, _time_major(along))
     lengths = ops.sum(ops.cast(ops.cast(labels, "int32") > 0, "int32"), axis=1)
-    last = ops.maximum(lengths - STATE_LEN, 0)  # index of the labels' final state
+    last = ops.maximum(lengths - state_len, 0)  # index of the labels' final state
     return ops.take_along_axis(alpha, last[:, None], axis=1)[:, 0]
 
 
@@ -148,18 +162,21 @@ def _scan(step, init, xs, reverse=False):
     return carry, tf.nest.pack_sequence_as(probe, [o.stack() for o in outputs])
 
 
-def path_and_posteriors(head, stay: float = STAY, width: int = 1):
+def path_and_posteriors(
+    head, stay: float = STAY, width: int = 1, scale: float = SCALE, tanh: bool = True, blank=STAY
+):
     """What decoding a batch of head outputs takes, per frame: the called path ``(batch,
     frames)`` int8 (0 stay, else the code 1..4 of the base its move emits) and the posterior
-    probability of a move emitting A, C, G, T ``(batch, frames, 4)``. The path is the best one with
-    staying scored ``stay``, or with ``width`` > 1 that of a beam search (see :class:`Beam`)
-    back from its final state. One scan forward (Viterbi's, and the forward sums), one back (the
-    path's trace or the beam, and the backward sums), and for a beam its trace. The sums run in
+    probability of a move emitting A, C, G, T ``(batch, frames, 4)``, staying scored ``blank``
+    as in training. The path is the best one with staying scored ``stay``, or with ``width``
+    > 1 that of a beam search (see :class:`Beam`) back from its final state. One scan forward
+    (Viterbi's, and the forward sums), one back (the path's trace or the beam, and the backward
+    sums), and for a beam its trace. The sums run in
     probabilities scaled to 1 each frame, not logarithms: only products and sums, the dearer exp
     and log once a frame."""
-    moves = _time_major(move_scores(ops.cast(head, "float32")))
-    batch = ops.shape(moves)[1]
-    kept = math.exp(STAY)
+    moves = _time_major(move_scores(ops.cast(head, "float32"), scale, tanh))
+    batch, states = ops.shape(moves)[1], states_of(moves)
+    kept = math.exp(blank)
 
     def forward(carry, frame):
         best, alpha = carry
@@ -169,11 +186,11 @@ def path_and_posteriors(head, stay: float = STAY, width: int = 1):
         after = after / ops.sum(after, axis=-1, keepdims=True)
         return (ops.max(choices, axis=-1), after), (choice, alpha)
 
-    start = ops.zeros((batch, N_STATES))
-    uniform = ops.full((batch, N_STATES), 1.0 / N_STATES)
+    start = ops.zeros((batch, states))
+    uniform = ops.full((batch, states), 1.0 / states)
     (best, _), (choices, before) = _scan(forward, (start, uniform), moves)
     end = ops.cast(ops.argmax(best, axis=-1), "int32")
-    beam = Beam(width) if width > 1 else None
+    beam = Beam(width, blank) if width > 1 else None
 
     def backward(carry, inputs):  # the path's state after this frame (or the beam); beta
         path, beta = carry
@@ -184,11 +201,11 @@ def path_and_posteriors(head, stay: float = STAY, width: int = 1):
             choice = ops.take_along_axis(ops.cast(choice, "int32"), path[:, None], axis=1)[:, 0]
             moved = choice > 0
             step = ops.where(moved, 1 + path % N_BASE, 0)
-            path = ops.where(moved, predecessor(path, choice - 1), path)
+            path = ops.where(moved, predecessor(path, choice - 1, states), path)
         weights = ops.exp(frame)
         mass = ops.sum(_entering(alpha) * weights, axis=-1) * beta  # (batch, states)
         stays = ops.sum(alpha * beta, axis=-1, keepdims=True) * kept
-        posterior = ops.sum(ops.reshape(mass, (-1, QUARTER, N_BASE)), axis=1)
+        posterior = ops.sum(ops.reshape(mass, (-1, states // N_BASE, N_BASE)), axis=1)
         posterior = posterior / (ops.sum(mass, axis=-1, keepdims=True) + stays)
         beta = beta * kept + ops.sum(_onward(beta, weights), axis=-1)
         beta = beta / ops.sum(beta, axis=-1, keepdims=True)
@@ -205,15 +222,15 @@ HASH = 2**28 - 57  # sequences are told apart by their state and a hash of their
 
 class Beam:
     """Beam search for the most probable sequence: every path that emits it summed, staying
-    scored ``STAY`` as in training. A beam of ``width`` sequences grows from the last frame
+    scored ``blank`` as in training. A beam of ``width`` sequences grows from the last frame
     back, each ranked by its score times the forward sum of the state it has reached: in a CRF,
     scores are not probabilities frame by frame, so sequences in different states compare only
-    with what lies before them. A sequence is known by its state (its first three bases) and a
+    with what lies before them. A sequence is known by its state (its first bases) and a
     hash of the bases after them; one that a move makes and that the beam already holds (which
     then stays) is summed into it. Its path is the one that contributes most to it."""
 
-    def __init__(self, width: int):
-        self.width = width
+    def __init__(self, width: int, blank: float = STAY):
+        self.width, self.blank = width, blank
 
     def start(self, end):
         """The beam before the last frame: one sequence, the state ``end`` ``(batch,)``."""
@@ -227,16 +244,16 @@ class Beam:
 
     def step(self, beam, frame, alpha):
         """The beam before a frame, from the beam after it, the frame's move scores ``(batch,
-        64, 4)`` and the forward sums before it ``(batch, 64)``; and per sequence the slot it
-        came from and the code of this frame (0 stay, else the base its move emits)."""
+        states, 4)`` and the forward sums before it ``(batch, states)``; and per sequence the
+        slot it came from and the code of this frame (0 stay, else the base its move emits)."""
         score, state, key = beam  # (batch, width) each
-        batch, width = ops.shape(score)[0], self.width
+        batch, width, states = ops.shape(score)[0], self.width, states_of(alpha)
         slots = ops.broadcast_to(ops.arange(width, dtype="int32")[None, :], (batch, width))
         bases = ops.arange(N_BASE, dtype="int32")[None, None, :]
-        left = bases * QUARTER + state[..., None] // N_BASE  # the state a move left, by base
+        left = predecessor(state[..., None], bases, states)  # the state a move left, by base
         index = ops.reshape(state[..., None] * N_BASE + bases, (batch, -1))
         moved = score[..., None] + ops.reshape(
-            ops.take_along_axis(ops.reshape(frame, (batch, SCORES)), index, axis=1),
+            ops.take_along_axis(ops.reshape(frame, (batch, states * N_BASE)), index, axis=1),
             (batch, width, N_BASE),
         )
         moved_key = (key[..., None] * 5 + bases + 1) % HASH
@@ -246,7 +263,7 @@ class Beam:
         joining = ops.reshape(ops.where(same, moved[..., None], NEG), (batch, -1, width))
         joined = ops.max(joining, axis=1)
         source = ops.cast(ops.argmax(joining, axis=1), "int32") // N_BASE
-        stayed = score + STAY
+        stayed = score + self.blank
         by_move = joined > stayed
         newest = state % N_BASE + 1  # the code a move into a sequence's state emits
         candidates = (  # score, state, key, slot it came from, code of this frame
@@ -288,29 +305,46 @@ class Beam:
         return _scan(follow, best, steps)[1]
 
 
-STAYS = tuple(STAY - i / 8 for i in range(9))  # the stay scores calibration tries
+STAYS = tuple(-i / 8 for i in range(9))  # the stay scores calibration tries, from the blank's
 
 
 @register
 class CRFHead(Head):
-    """The CRF head; ``stay`` is the stay score decoding uses (training's is ``STAY``)."""
+    """A CRF head over states of the last ``state_len`` bases: 4 ** (state_len + 1) scores a
+    frame, moves scored ``scale * tanh(score)`` (or ``scale * score`` without ``tanh``),
+    staying ``blank`` (nanoseq's own heads: 3, 5, tanh, 2; ONT's: as their config says).
+    ``stay`` is the stay score decoding's best path takes (calibrated after training; default
+    ``blank``); the posteriors and the beam keep ``blank``."""
 
     kind = "crf"
-    classes = SCORES
-    skip = STATE_LEN
 
-    def __init__(self, stay: float = STAY, name="crf", **kwargs):
+    def __init__(
+        self,
+        stay: float | None = None,
+        state_len: int = STATE_LEN,
+        scale: float = SCALE,
+        tanh: bool = True,
+        blank: float = STAY,
+        name="crf",
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
-        self.stay = float(stay)
+        self.state_len, self.scale, self.tanh = int(state_len), float(scale), bool(tanh)
+        self.blank = float(blank)
+        self.stay = self.blank if stay is None else float(stay)
+        self.classes = N_BASE ** (self.state_len + 1)
+        self.skip = self.state_len
 
     def call(self, labels, scores):
         """Negative log-likelihood per chunk: log Z - log score(labels)."""
-        moves = move_scores(ops.cast(scores, "float32"))
-        return log_partition(moves) - log_label_score(moves, labels)
+        moves = move_scores(ops.cast(scores, "float32"), self.scale, self.tanh)
+        return log_partition(moves, self.blank) - log_label_score(
+            moves, labels, self.state_len, self.blank
+        )
 
     def frames(self, scores, beam_width: int = 1) -> tuple:
         """The called path (best, or a beam search's) and the move posteriors."""
-        return path_and_posteriors(scores, self.stay, beam_width)
+        return path_and_posteriors(scores, self.stay, beam_width, self.scale, self.tanh, self.blank)
 
     def decode(self, frames: tuple, beam_width: int = 1) -> Decoded:
         """A base at each move of the path. Its quality is the posterior of a move emitting
@@ -327,24 +361,36 @@ class CRFHead(Head):
 
     def feasible(self, references, lengths, frames):
         """The labels fill its first state, and one frame a move for the rest."""
-        return (lengths >= STATE_LEN) & (lengths - STATE_LEN <= frames)
+        return (lengths >= self.state_len) & (lengths - self.state_len <= frames)
 
     def calibrated(self, scores, truths, batch_size):
-        """This head with the stay score of :data:`STAYS` under which the best paths of
-        ``scores`` call ``truths`` best (median accuracy; of equals, the least change)."""
+        """This head with the stay score (the blank's plus one of :data:`STAYS`) under which the
+        best paths of ``scores`` call ``truths`` best (median accuracy; of equals, the least
+        change)."""
         found = {}
-        for stay in STAYS:
-            calls = CRFHead(stay).decode_scores(scores, batch_size=batch_size)
-            found[stay] = median_accuracy(truths, [call.sequence for call in calls])
+        for offset in STAYS:
+            head = self.with_stay(self.blank + offset)
+            calls = head.decode_scores(scores, batch_size=batch_size)
+            found[head.stay] = median_accuracy(truths, [call.sequence for call in calls])
         best = max(found, key=found.get)
         log.info(
             "CRF decoding stay score %.3g (validation accuracy %.4f; %.4f at the trained %.3g)",
             best,
             found[best],
-            found[STAY],
-            STAY,
+            found[self.blank],
+            self.blank,
         )
-        return CRFHead(best)
+        return self.with_stay(best)
+
+    def with_stay(self, stay: float) -> CRFHead:
+        return CRFHead(stay, self.state_len, self.scale, self.tanh, self.blank)
 
     def get_config(self):
-        return {**super().get_config(), "stay": self.stay}
+        return {
+            **super().get_config(),
+            "stay": self.stay,
+            "state_len": self.state_len,
+            "scale": self.scale,
+            "tanh": self.tanh,
+            "blank": self.blank,
+        }

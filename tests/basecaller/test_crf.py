@@ -24,52 +24,64 @@ TINY = dict(
 )
 
 
-@pytest.fixture(scope="module")
-def paths():
-    """Random head outputs of two rows and every path through their frames: (row, start
-    state, actions (0 stay, b a move emitting base b), score)."""
-    head = np.random.default_rng(0).normal(size=(2, FRAMES, crf.SCORES)).astype("float32")
-    moves = keras.ops.convert_to_numpy(crf.move_scores(head))
+HEADS = {  # nanoseq's own, and ONT-like heads of longer states (no tanh, another blank)
+    3: CRFHead(),
+    4: CRFHead(state_len=4, scale=1.0, tanh=False, blank=1.0),
+    5: CRFHead(state_len=5, scale=2.0, tanh=True, blank=0.5),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(HEADS))
+def paths(request):
+    """A head, random outputs of two rows, their move scores and every path through their
+    frames: (row, start state, actions (0 stay, b a move emitting base b), score)."""
+    head = HEADS[request.param]
+    states = 4**head.state_len
+    scores = np.random.default_rng(0).normal(size=(2, FRAMES, head.classes)).astype("float32")
+    moves = keras.ops.convert_to_numpy(crf.move_scores(scores, head.scale, head.tanh))
     found = []
     for row in range(2):
-        for start in range(crf.N_STATES):
+        for start in range(states):
             for actions in itertools.product(range(5), repeat=FRAMES):
                 state, score = start, 0.0
                 for t, action in enumerate(actions):
                     if action == 0:
-                        score += crf.STAY
+                        score += head.blank
                     else:  # the oldest base leaves, the emitted one enters
-                        new = (state * 4 + action - 1) % crf.N_STATES
-                        score += moves[row, t, new, state // 16]
+                        new = (state * 4 + action - 1) % states
+                        score += moves[row, t, new, state // (states // 4)]
                         state = new
                 found.append((row, start, actions, score))
-    return head, moves, found
+    return head, scores, moves, found
 
 
 def test_partition_and_label_score_sum_every_path(paths):
-    head, moves, found = paths
-    # labels A G G C T: the path starts in AGG (0, 2, 2) and must move to GGC, then GCT
-    labels = np.array([[1, 3, 3, 2, 4, 0], [4, 4, 4, 4, 0, 0]])
-    starts = [0 * 16 + 2 * 4 + 2, 63]
-    emitted = [(2, 4), (4,)]
+    head, scores, moves, found = paths
+    # labels A G G C T T T: the path starts in the state of the first state_len labels and
+    # must emit the rest; the second row's labels T T T T T T
+    labels = np.array([[1, 3, 3, 2, 4, 4, 4], [4, 4, 4, 4, 4, 4, 0]])[:, : head.state_len + 2]
     for row in range(2):
-        scores = [s for r, _, _, s in found if r == row]
+        codes = [c - 1 for c in labels[row] if c]
+        start = int("".join(map(str, codes[: head.state_len])), 4)
+        emitted = tuple(c + 1 for c in codes[head.state_len :])
+        every = [s for r, _, _, s in found if r == row]
         target = [
             s
-            for r, start, actions, s in found
-            if r == row and start == starts[row] and tuple(a for a in actions if a) == emitted[row]
+            for r, first, actions, s in found
+            if r == row and first == start and tuple(a for a in actions if a) == emitted
         ]
-        log_z = keras.ops.convert_to_numpy(crf.log_partition(moves))[row]
-        label = keras.ops.convert_to_numpy(crf.log_label_score(moves, labels))[row]
-        assert log_z == pytest.approx(logsumexp(scores), abs=1e-4)
+        log_z = keras.ops.convert_to_numpy(crf.log_partition(moves, head.blank))[row]
+        label = crf.log_label_score(moves, labels, head.state_len, head.blank)
+        label = keras.ops.convert_to_numpy(label)[row]
+        assert log_z == pytest.approx(logsumexp(every), abs=1e-4)
         assert label == pytest.approx(logsumexp(target), abs=1e-4)
-        loss = keras.ops.convert_to_numpy(CRFHead().call(labels, head))[row]
+        loss = keras.ops.convert_to_numpy(head.call(labels, scores))[row]
         assert loss == pytest.approx(log_z - label, abs=1e-4) and loss > 0
 
 
 def test_best_path_and_posteriors_are_those_of_every_path(paths):
-    head, _, found = paths
-    path, posteriors = (keras.ops.convert_to_numpy(a) for a in crf.path_and_posteriors(head))
+    head, scores, _, found = paths
+    path, posteriors = (keras.ops.convert_to_numpy(a) for a in head.frames(scores))
     assert path.shape == (2, FRAMES) and posteriors.shape == (2, FRAMES, 4)
     for row in range(2):
         mine = [(s, actions) for r, _, actions, s in found if r == row]
@@ -88,21 +100,21 @@ def test_beam_search_finds_the_most_probable_sequence():
     paths sum highest, of those ending where the best path ends, is not always the best path's;
     a beam wide enough to hold every sequence finds it, and calls its likeliest path."""
     frames, rows = 4, 4
-    head = np.random.default_rng(2).normal(size=(rows, frames, crf.SCORES)) * 0.3 + 0.3
+    head = np.random.default_rng(2).normal(size=(rows, frames, 256)) * 0.3 + 0.3
     moves = keras.ops.convert_to_numpy(crf.move_scores(head.astype("float32")))
     viterbi = keras.ops.convert_to_numpy(crf.path_and_posteriors(head)[0])
     called = keras.ops.convert_to_numpy(crf.path_and_posteriors(head, width=400)[0])
     differ = 0
     for row in range(rows):
         paths = []  # score, actions, end state, bases (the start state's three, then each move's)
-        for start in range(crf.N_STATES):
+        for start in range(64):
             for actions in itertools.product(range(5), repeat=frames):
                 state, score, bases = start, 0.0, [start // 16, start // 4 % 4, start % 4]
                 for t, action in enumerate(actions):
                     if action == 0:
                         score += crf.STAY
                     else:
-                        new = (state * 4 + action - 1) % crf.N_STATES
+                        new = (state * 4 + action - 1) % 64
                         score, state = score + moves[row, t, new, state // 16], new
                         bases.append(action)
                 paths.append((score, actions, state, tuple(bases)))
@@ -119,7 +131,7 @@ def test_beam_search_finds_the_most_probable_sequence():
 
 
 def test_a_lower_stay_score_moves_more():
-    head = np.random.default_rng(1).normal(size=(4, 200, crf.SCORES)).astype("float32")
+    head = np.random.default_rng(1).normal(size=(4, 200, 256)).astype("float32")
     count = [
         (keras.ops.convert_to_numpy(CRFHead(stay).frames(head)[0]) > 0).sum() for stay in (2.0, 1.0)
     ]
@@ -155,4 +167,4 @@ def test_crf_head_trains_and_its_decoding_is_calibrated(sample_dir, tmp_path):
     # from scratch a CRF learns slowly at first: about 12 % off the loss in these few steps
     assert all(np.diff(losses) < 0) and losses[-1] < 0.93 * losses[0] and valid[-1] < valid[0]
     saved = Basecaller.from_preset(str(tmp_path / "model.keras"))
-    assert isinstance(saved.head, CRFHead) and saved.head.stay in STAYS
+    assert isinstance(saved.head, CRFHead) and saved.head.stay - saved.head.blank in STAYS
