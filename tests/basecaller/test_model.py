@@ -88,7 +88,7 @@ def test_a_new_head_on_the_same_backbone(tmp_path):
         np.testing.assert_array_equal(a, b)
     assert model.backbone is not ctc.backbone
     x = np.random.default_rng(0).normal(size=(2, 600, 1)).astype("float32")
-    assert model.predict(x, verbose=0).shape == (2, 200, CRFHead.classes)
+    assert model.predict(x, verbose=0).shape == (2, 200, CRFHead().classes)
     model.head = CRFHead(stay=1.5)  # as calibration sets it
     model.save(tmp_path / "crf.keras")
     loaded = keras.saving.load_model(tmp_path / "crf.keras")
