@@ -52,8 +52,8 @@ class Head(keras.losses.Loss):
     """The base of the heads; see the module's docstring."""
 
     kind: ClassVar[str]  # the name `--head` takes
-    classes: ClassVar[int]
-    skip: ClassVar[int] = 0
+    classes: int  # a head's class or the head itself (a CRF's state length) says
+    skip: int = 0
 
     def frames(self, scores, beam_width: int = 1) -> tuple:
         raise NotImplementedError
