@@ -18,6 +18,7 @@ import os
 import secrets
 import socket
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -28,7 +29,7 @@ import numpy as np
 import pysam
 
 from nanoseq import __version__, bgzf
-from nanoseq.errors import InputError
+from nanoseq.errors import InputError, one_line
 from nanoseq.sequence import reverse_complement
 from nanoseq.signal.readers import Read
 
@@ -51,6 +52,7 @@ def atomic_write(path, mode: str = "w"):
         yield sys.stdout.buffer if "b" in mode else sys.stdout
         return
     path = Path(path)
+    writable(path)
     temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     encoding = None if "b" in mode else "utf-8"
     f = open(temp, mode.replace("w", "x"), encoding=encoding)
@@ -182,13 +184,23 @@ def _fastq(read: Read, call: Call) -> str:
     return f"@{read.read_id}{tags}\n{call.sequence}\n+\n{quality}\n"
 
 
-def _segment(read: Read, call: Call, header: pysam.AlignmentHeader) -> pysam.AlignedSegment:
+def _read_group(run: str, start: str, model: str) -> dict:
+    """The ``RG`` line of a run, as dorado writes it."""
+    group = {"ID": run, "PL": "ONT", "DS": f"runid={run} basecall_model={model}".strip()}
+    return group | ({"DT": start} if start else {})
+
+
+def _segment(
+    read: Read, call: Call, header: pysam.AlignmentHeader, grouped: bool = False
+) -> pysam.AlignedSegment:
     record = pysam.AlignedSegment(header)
     record.query_name = read.read_id
     record.query_sequence = call.sequence
     record.flag = 4
     record.query_qualities = array.array("B", call.qualities.tobytes())
     tags = record_tags(read, call)
+    if grouped:
+        tags.append(("RG", read.run_id, "Z"))
     if call.moves is not None:
         tags.append(("mv", array.array("b", [call.stride, *np.asarray(call.moves).tolist()])))
     record.set_tags(tags)
@@ -259,16 +271,24 @@ def _fastq_records(path: Path) -> Iterator[tuple[str, bytes]]:
                 lines = []
 
 
-def _open_alignments(path: Path) -> pysam.AlignmentFile:
-    """A SAM/BAM file for reading, htslib quiet (the partial of a killed run has no BGZF EOF
-    marker, which htslib would warn of)."""
+@contextmanager
+def quiet_htslib():
+    """htslib's own messages (``[E::bgzf_read] ...``) kept off stderr: nanoseq says in one
+    line what went wrong."""
     verbosity = pysam.set_verbosity(0)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pysam.AlignmentFile(str(path), check_sq=False, ignore_truncation=True)
+            yield
     finally:
         pysam.set_verbosity(verbosity)
+
+
+def _open_alignments(path: Path) -> pysam.AlignmentFile:
+    """A SAM/BAM file for reading, htslib quiet (the partial of a killed run has no BGZF EOF
+    marker, which htslib would warn of)."""
+    with quiet_htslib():
+        return pysam.AlignmentFile(str(path), check_sq=False, ignore_truncation=True)
 
 
 def _sam_records(path: Path, kind: str) -> Iterator[tuple[str, pysam.AlignedSegment]]:
@@ -303,13 +323,16 @@ def complete_records(path: Path, kind: str) -> Iterator[tuple[str, object]]:
 
 def _summary_rows(path: Path) -> dict[str, dict]:
     """Complete rows of a summary TSV by read id."""
-    with open(path, encoding="utf-8") as f:
-        columns = f.readline().rstrip("\n").split("\t")
-        rows = [
-            dict(zip(columns, line[:-1].split("\t"), strict=False))
-            for line in f
-            if line.endswith("\n")
-        ]
+    try:
+        with open(path, encoding="utf-8") as f:
+            columns = f.readline().rstrip("\n").split("\t")
+            rows = [
+                dict(zip(columns, line[:-1].split("\t"), strict=False))
+                for line in f
+                if line.endswith("\n")
+            ]
+    except UnicodeDecodeError:
+        raise InputError("cannot resume from it: not a summary TSV", path) from None
     return {row["read_id"]: row for row in rows if "read_id" in row}
 
 
@@ -373,7 +396,8 @@ class CallsWriter:
     """Write reads' :class:`Call` records to FASTQ (``.fastq``, ``.fq``; ``.gz``: BGZF, which
     every gzip reader takes), SAM or BAM.
 
-    ``path`` None or "-" is FASTQ on stdout. Otherwise records go to ``<path>.partial``,
+    ``path`` None or "-" is stdout, written as ``emit`` says (``bam``, ``sam`` or ``fastq``;
+    a terminal is refused BAM). Otherwise records go to ``<path>.partial``,
     renamed onto ``path`` when the ``with`` block ends without an exception, and left
     for ``resume=True`` when it does not; ``<path>.lock`` keeps a second run off the same
     output meanwhile. On resume the complete records of the latest partial (else of a
@@ -382,7 +406,9 @@ class CallsWriter:
     ``summary_columns`` after :data:`SUMMARY_COLUMNS`; with a summary, a read is done only
     when both its record and its summary row were kept. Each read's record and row reach the
     disk as it is written (flushed; a killed run loses only the read being written).
-    ``reference_header`` (dict or ``pysam.AlignmentHeader``) adds e.g. ``SQ`` lines.
+    ``reference_header`` (dict or ``pysam.AlignmentHeader``) adds e.g. ``SQ`` lines;
+    ``read_groups`` (run id -> the run's start) ``RG`` lines, and each SAM/BAM record of those
+    runs its ``RG`` tag, as dorado writes them.
     """
 
     def __init__(
@@ -392,12 +418,25 @@ class CallsWriter:
         reference_header=None,
         summary=None,
         summary_columns: Sequence[str] = (),
+        emit: str | None = None,
+        read_groups: dict[str, str] | None = None,
+        model: str = "",
     ):
         self.path = None if path in (None, "-") else Path(path)
         for output in (self.path, summary):
             if output is not None:
                 writable(output)
-        self.kind = "fastq" if self.path is None else _format(self.path)
+        if self.path is None:
+            self.kind = emit or "bam"
+            if self.kind == "bam" and sys.stdout.isatty():
+                raise InputError(
+                    "stdout is a terminal: BAM goes to a file or a pipe (-o calls.bam), "
+                    "or use --emit-fastq or --emit-sam"
+                )
+        else:
+            self.kind = _format(self.path)
+            if emit not in (None, self.kind):
+                raise InputError(f"--emit-{emit} does not go with {self.kind} output", path)
         if resume and self.path is None:
             raise InputError("resuming needs an output file, not stdout")
         self.resume = resume
@@ -405,6 +444,10 @@ class CallsWriter:
         if isinstance(reference_header, pysam.AlignmentHeader):
             reference_header = reference_header.to_dict()
         header |= reference_header or {}
+        self.groups = set(read_groups or ())
+        groups = [_read_group(run, start, model) for run, start in (read_groups or {}).items()]
+        if groups:
+            header["RG"] = groups
         header["PG"] = [
             *header.get("PG", []),
             {"ID": "nanoseq", "PN": "nanoseq", "VN": __version__},
@@ -414,9 +457,12 @@ class CallsWriter:
         self.summary_columns = [*SUMMARY_COLUMNS, *summary_columns]
         self.done_ids: set[str] = set()
         self._calls = self._rows = self._lock = self._encoder = None
+        self._started = False
 
     def __enter__(self) -> CallsWriter:
-        if self.path is None:
+        if self.path is None:  # the start goes with the first record: a failure leaves stdout be
+            scratch = Path(tempfile.gettempdir()) / f"nanoseq-{os.getpid()}.record.tmp"
+            self._encoder = Encoder(self.kind, False, self.header, scratch)
             self._calls = sys.stdout.buffer
             return self
         self._lock = OutputLock(self.path).__enter__()
@@ -465,12 +511,12 @@ class CallsWriter:
 
     def write(self, read: Read, call: Call, extra: dict | None = None) -> None:
         """Write one read's call, and its summary row with the ``extra`` summary columns."""
-        if self.path is None:
-            self._calls.write(_fastq(read, call).encode("utf-8"))
+        if self.kind == "fastq":
+            record = _fastq(read, call)
         else:
-            fastq = self.kind == "fastq"
-            record = _fastq(read, call) if fastq else _segment(read, call, self.header)
-            self._calls.write(self._encoder.record(record))
+            record = _segment(read, call, self.header, read.run_id in self.groups)
+        self._stdout_started()
+        self._calls.write(self._encoder.record(record))
         self._calls.flush()
         if self._rows is not None:
             row = summary_row(read, call) | (extra or {})
@@ -484,8 +530,16 @@ class CallsWriter:
         if self._lock is not None:
             self._lock.__exit__()
 
+    def _stdout_started(self) -> None:
+        if self.path is None and not self._started:
+            self._started = True
+            self._calls.write(self._encoder.start)
+
     def __exit__(self, exc_type, error, traceback) -> None:
         if self.path is None:
+            if error is None:
+                self._stdout_started()  # an empty output is still a whole file
+                self._calls.write(self._encoder.end)
             self._calls.flush()
             return
         try:
@@ -562,24 +616,29 @@ def read_calls(path) -> Iterator[tuple[str, str, np.ndarray | None]]:
     if Path(path.name.lower().removesuffix(".gz")).suffix not in CALL_SUFFIXES:
         raise InputError(f"not a file of calls ({', '.join(CALL_SUFFIXES)})", path)
     try:
-        if path.suffix.lower() in (".sam", ".bam"):
-            with _open_alignments(path) as f:
-                for record in f.fetch(until_eof=True):
-                    if record.is_secondary or record.is_supplementary:
-                        continue
-                    quals = record.query_qualities
-                    sequence = record.query_sequence or ""
-                    if record.is_reverse:  # stored reverse-complemented: back to the read
-                        sequence = reverse_complement(sequence)
-                        quals = None if quals is None else quals[::-1]
-                    yield record.query_name, sequence, _phred(quals)
-            return
-        with pysam.FastxFile(str(path)) as f:
-            for record in f:
-                quals = record.get_quality_array() if record.quality else None
-                yield record.name, record.sequence or "", _phred(quals)
+        with quiet_htslib():
+            yield from _calls(path)
     except (OSError, ValueError) as error:
-        raise InputError(f"cannot read calls ({error})", path) from None
+        raise InputError(f"cannot read calls ({one_line(error)})", path) from None
+
+
+def _calls(path: Path):
+    if path.suffix.lower() in (".sam", ".bam"):
+        with _open_alignments(path) as f:
+            for record in f.fetch(until_eof=True):
+                if record.is_secondary or record.is_supplementary:
+                    continue
+                quals = record.query_qualities
+                sequence = record.query_sequence or ""
+                if record.is_reverse:  # stored reverse-complemented: back to the read
+                    sequence = reverse_complement(sequence)
+                    quals = None if quals is None else quals[::-1]
+                yield record.query_name, sequence, _phred(quals)
+        return
+    with pysam.FastxFile(str(path)) as f:
+        for record in f:
+            quals = record.get_quality_array() if record.quality else None
+            yield record.name, record.sequence or "", _phred(quals)
 
 
 def _phred(quals) -> np.ndarray | None:

@@ -33,7 +33,7 @@ class Aligner:
         if head not in (b">", b"@", b"\x1f"):  # FASTA, FASTQ or gzip
             raise InputError("not a FASTA file (no '>' header first)", path)
         self.index = mappy.Aligner(str(reference), preset="map-ont")
-        if not self.index:
+        if not self.index or not self.index.seq_names:
             raise InputError("cannot index the reference (not a FASTA/FASTQ file?)", reference)
         self.genome = {name: self.index.seq(name) for name in self.index.seq_names}
 

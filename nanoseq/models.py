@@ -63,10 +63,10 @@ def saved_class(path: Path) -> str:
     return _saved(path)["class_name"]
 
 
-def saved_config(name_or_path: str) -> dict:
+def saved_config(name_or_path: str, family: str | None = None) -> dict:
     """A saved model's constructor arguments, read without loading it (nor starting TensorFlow,
-    which multi-worker training must configure first)."""
-    return _saved(resolve(name_or_path))["config"]
+    which multi-worker training must configure first); with ``family``, refused if another."""
+    return _saved(of_family(name_or_path, family))["config"]
 
 
 def _saved(path: Path) -> dict:
@@ -103,6 +103,17 @@ def resolve(name_or_path: str, family: str | None = None) -> Path:
     raise InputError(f"no such model file, nor a {kind} ({known})", name_or_path)
 
 
+def of_family(name_or_path: str, family: str | None = None) -> Path:
+    """The file of a model, refused in one line if it is not of ``family`` (when given)."""
+    path = resolve(name_or_path, family)
+    found = family_of(path)
+    if family and found != family:
+        others = ", ".join(bundled(family)) or "none"
+        what = f"a {found}" if found else "not a nanoseq model"
+        raise InputError(f"is {what}; this needs a {family} (bundled: {others})", name_or_path)
+    return path
+
+
 def load_model(name_or_path: str = DEFAULT_BASECALLER, family: str | None = None):
     """Load a bundled model by name, or any nanoseq ``.keras`` file, ready for inference. With
     ``family`` (``basecaller``, ``language model``, ``seq2seq model``), a model of another is
@@ -110,12 +121,7 @@ def load_model(name_or_path: str = DEFAULT_BASECALLER, family: str | None = None
     import nanoseq
     from nanoseq.runtime import import_keras
 
-    path = resolve(name_or_path, family)
-    found = family_of(path)
-    if family and found != family:
-        others = ", ".join(bundled(family)) or "none"
-        what = f"a {found}" if found else "not a nanoseq model"
-        raise InputError(f"is {what}; this needs a {family} (bundled: {others})", name_or_path)
+    path = of_family(name_or_path, family)
     keras = import_keras()
     nanoseq.register_keras_objects()
     try:

@@ -7,12 +7,14 @@ import os
 import sys
 import weakref
 
+from nanoseq.errors import InputError
+
 
 def import_keras():
     """Import Keras (and its backend). TensorFlow's C++ log lines (start-up oneDNN and CUDA
-    probes, run-time notices) are dropped unless logging is at debug level; its errors still
-    reach Python as exceptions."""
-    if "keras" in sys.modules or logging.getLogger("nanoseq").isEnabledFor(logging.DEBUG):
+    probes, run-time notices) are dropped unless every library logs at debug level (``-vvv``);
+    its errors still reach Python as exceptions."""
+    if "keras" in sys.modules or logging.getLogger().isEnabledFor(logging.DEBUG):
         import keras
 
         return keras
@@ -34,6 +36,20 @@ def import_keras():
         os.close(saved)
         os.close(devnull)
     return keras
+
+
+def use_device(device: str) -> None:
+    """Let the backend see only ``device``: ``cpu``, ``cuda:N`` (GPU N) or ``auto`` (what there
+    is). Works for TensorFlow and JAX alike, as long as neither has started."""
+    if device == "auto":
+        return
+    if device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        return
+    index = device.removeprefix("cuda:")
+    if not device.startswith("cuda:") or not index.isdigit():
+        raise InputError(f"unknown device {device!r}: cpu, cuda:N or auto")
+    os.environ["CUDA_VISIBLE_DEVICES"] = index
 
 
 def set_threads(threads: int | None) -> None:

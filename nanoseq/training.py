@@ -9,14 +9,15 @@ import csv
 import logging
 import math
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
-from tqdm import tqdm
 
+from nanoseq import progress
 from nanoseq.errors import InputError, one_line
 
 log = logging.getLogger(__name__)
@@ -61,17 +62,18 @@ def replica_rows(batch_size: int) -> int:
 
 
 class Clock(keras.callbacks.Callback):
-    """Training wall time, counted on across resumed runs (``spent``: the seconds of the earlier
-    ones) and logged as ``seconds`` each epoch. With ``minutes``, a time budget for the whole
-    run: training stops once it is used (checked after every batch)."""
+    """Training wall time from its ``start`` (building and compiling the model included),
+    counted on across resumed runs (``spent``: the seconds of the earlier ones) and logged as
+    ``seconds`` each epoch. With ``minutes``, a time budget for the whole run: checked after
+    every batch, training stops where the epoch's end (validation: as long as it took last
+    time) would pass it."""
 
-    def __init__(self, minutes: float | None = None, spent: float = 0.0):
+    def __init__(self, minutes: float | None = None, spent: float = 0.0, start=None):
         super().__init__()
         self.budget = minutes * 60 if minutes else None
-        self.spent, self.start = spent, time.monotonic()
-
-    def on_train_begin(self, logs=None):
-        self.start = time.monotonic()
+        self.spent, self.start = spent, time.monotonic() if start is None else start
+        self.tail = 0.0  # the seconds from an epoch's last batch to its end
+        self.last_batch = self.start
 
     def seconds(self) -> float:
         return self.spent + time.monotonic() - self.start
@@ -81,11 +83,13 @@ class Clock(keras.callbacks.Callback):
         return min(1.0, self.seconds() / self.budget) if self.budget else 0.0
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.budget and self.seconds() > self.budget:
+        self.last_batch = time.monotonic()
+        if self.budget and self.seconds() + self.tail > self.budget:
             log.info("time limit of %.1f minutes reached; stopping", self.budget / 60)
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
+        self.tail = time.monotonic() - self.last_batch
         if logs is not None:
             logs["seconds"] = round(self.seconds(), 1)
 
@@ -145,19 +149,16 @@ def adam(clipnorm: float):
 
 
 class Progress(keras.callbacks.Callback):
-    """A bar per epoch on stderr (steps, running loss; off when stderr is not a terminal), and
-    each epoch's figures as one log line."""
+    """Each epoch's steps and running loss on stderr (:class:`nanoseq.progress.Progress`: a bar
+    on a terminal, a line every 30 s elsewhere), and its figures as one log line."""
 
     def on_epoch_begin(self, epoch, logs=None):
         steps = (self.params or {}).get("steps")
-        self.bar = tqdm(
-            total=steps, desc=f"epoch {epoch + 1}", unit="step", leave=False, disable=None
-        )
+        self.bar = progress.Progress(f"epoch {epoch + 1}", steps, "steps")
 
     def on_train_batch_end(self, batch, logs=None):
-        self.bar.update()
-        if logs and "loss" in logs:
-            self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}", refresh=False)
+        loss = {"loss": f"{float(logs['loss']):.4f}"} if logs and "loss" in logs else {}
+        self.bar.update(**loss)
 
     def on_epoch_end(self, epoch, logs=None):
         self.bar.close()
@@ -232,6 +233,13 @@ class TrainingRun:
 
     def __post_init__(self):
         self.output = Path(self.output)
+        if self.output.exists() and not self.output.is_dir():
+            raise InputError("is a file; -o names the run's folder", self.output)
+        try:
+            self.output.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            problem = f"cannot make the run's folder ({error.strerror})"
+            raise InputError(problem, self.output) from None
 
 
 @dataclass
@@ -268,6 +276,7 @@ def fit(
     :mod:`nanoseq.distributed`, which logs the training loss and the callbacks' figures but not
     Keras's ``val_loss``.
     """
+    started = time.monotonic()
     run.output.mkdir(parents=True, exist_ok=True)
     policy = keras.mixed_precision.global_policy()
     if run.mixed_precision:  # for the models built here; the caller's policy is put back
@@ -275,12 +284,12 @@ def fit(
     try:
         if run.strategy == "multiworker":
             return _fit_multiworker(run, recipe, train, batch_size, shuffle)
-        return _fit(run, recipe, train, validation, batch_size, shuffle)
+        return _fit(run, recipe, train, validation, batch_size, shuffle, started)
     finally:
         keras.mixed_precision.set_global_policy(policy)
 
 
-def _fit(run: TrainingRun, recipe: Recipe, train, validation, batch_size, shuffle):
+def _fit(run: TrainingRun, recipe: Recipe, train, validation, batch_size, shuffle, started):
     """``fit`` on one device or one host's devices."""
     if isinstance(train, keras.utils.PyDataset):  # batches made by the dataset
         (x, y), batch_size, steps, shuffle = (free_shapes(train), None), None, len(train), False
@@ -294,6 +303,8 @@ def _fit(run: TrainingRun, recipe: Recipe, train, validation, batch_size, shuffl
     scope = distribution(run.strategy)
     with scope.scope() if scope else contextlib.nullcontext():
         if run.resume and checkpoint.is_file():
+            if not zipfile.is_zipfile(checkpoint):
+                raise InputError("cannot resume: not a .keras file", checkpoint)
             try:
                 net = keras.saving.load_model(checkpoint)
             except Exception as error:  # Keras raises many kinds for a bad file
@@ -309,7 +320,7 @@ def _fit(run: TrainingRun, recipe: Recipe, train, validation, batch_size, shuffl
                 jit_compile=run.xla if scope is None else "auto",
             )
     spent = float(logged[-1].get("seconds") or 0) if logged else 0.0
-    clock = Clock(run.max_minutes, spent)  # after the validation callbacks: their time counts
+    clock = Clock(run.max_minutes, spent, started)  # after the validation callbacks: their time
     watch = [*recipe.callbacks, clock]
     if recipe.peak_learning_rate:
         watch.append(WarmupCosine(recipe.peak_learning_rate, run.epochs * steps, clock=clock))

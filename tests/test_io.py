@@ -195,10 +195,38 @@ def test_fastq_tags_leave_out_what_is_not_known(tmp_path):
     assert path.read_text() == f"@r1\t{tags}\nACGT\n+\n5555\n"  # no st, fn, sm, sd
 
 
-def test_stdout_is_fastq(capsys):
-    write_calls("-", make_calls(2))
-    out = capsys.readouterr().out
+def test_stdout_takes_fastq_sam_or_bam_but_no_bam_on_a_terminal(
+    capsysbinary, tmp_path, monkeypatch
+):
+    write_calls("-", make_calls(2), emit="fastq")
+    out = capsysbinary.readouterr().out.decode()
     assert out.startswith("@read-0000\tqs:f:") and out.count("\n+\n") == 2
+    write_calls("-", make_calls(2), emit="sam")
+    assert capsysbinary.readouterr().out.decode().startswith("@HD\tVN:1.6")
+    write_calls("-", make_calls(2))  # BAM by default, as dorado
+    (tmp_path / "piped.bam").write_bytes(capsysbinary.readouterr().out)
+    assert [r[0] for r in read_back(tmp_path / "piped.bam")] == ids(make_calls(2))
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    with pytest.raises(InputError, match="stdout is a terminal"):
+        CallsWriter("-")
+    with pytest.raises(InputError, match="--emit-sam does not go with bam"):
+        CallsWriter(tmp_path / "calls.bam", emit="sam")
+
+
+def test_read_groups_in_the_header_and_on_each_record(tmp_path):
+    path = tmp_path / "calls.bam"
+    groups = {"run1": "2024-01-01T00:00:00+00:00"}
+    write_calls(path, make_calls(2), read_groups=groups, model="dna_r941_lambda")
+    with pysam.AlignmentFile(str(path), check_sq=False) as f:
+        (group,) = f.header.to_dict()["RG"]
+        tags = [dict(r.get_tags()) for r in f.fetch(until_eof=True)]
+    assert group == {
+        "ID": "run1",
+        "PL": "ONT",
+        "DS": "runid=run1 basecall_model=dna_r941_lambda",
+        "DT": "2024-01-01T00:00:00+00:00",
+    }
+    assert [t["RG"] for t in tags] == ["run1", "run1"]
 
 
 def test_unknown_extension_is_an_input_error(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from nanoseq.errors import InputError
 from nanoseq.io import read_calls, write_metrics, write_tsv
 from nanoseq.metrics import Aligner, summarise
@@ -26,6 +28,9 @@ PER_READ_COLUMNS = [
 
 def evaluate_calls(calls: str, reference: str, metrics_path: str, per_read_path: str) -> dict:
     """Write the per-read TSV and the metrics JSON; return the metrics."""
+    for output in (metrics_path, per_read_path):
+        if Path(output).resolve() in (Path(calls).resolve(), Path(reference).resolve()):
+            raise InputError("an output would overwrite an input", output)
     aligner = Aligner(reference)
     rows = [
         {"read_id": read_id, **aligner.align(sequence, qualities)}

@@ -12,8 +12,6 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from tqdm import tqdm
-
 from nanoseq.basecaller.choice import AUTO
 from nanoseq.basecaller.model import Basecaller
 from nanoseq.basecaller.pipeline import basecall
@@ -21,8 +19,9 @@ from nanoseq.errors import InputError
 from nanoseq.io import CallsWriter, write_metrics
 from nanoseq.metrics import Aligner, summarise
 from nanoseq.models import DEFAULT_BEAM_WIDTH
+from nanoseq.progress import Progress
 from nanoseq.runtime import set_threads
-from nanoseq.signal.readers import Read, find_signal_files, read_signal
+from nanoseq.signal.readers import Read, count_reads, find_signal_files, read_signal, runs
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +64,7 @@ def basecall_files(
     reads,
     model: str = AUTO,
     output: str = "-",
+    emit: str | None = None,
     batch_size: int | None = None,
     chunk_size: int | None = None,
     overlap: int | None = None,
@@ -86,11 +86,15 @@ def basecall_files(
     aligner = Aligner(reference) if reference else None
     to_file = output not in (None, "-")
     summary = f"{output}.summary.tsv" if to_file else None
+    groups = {run: start for path in files for run, start in runs(path).items()}
     writer = CallsWriter(
         output,
         resume=resume,
         summary=summary,
         summary_columns=ALIGNMENT_COLUMNS if aligner else (),
+        emit=emit,
+        read_groups=groups,
+        model=model,
     )
     set_threads(threads)
     net = model if model == AUTO else Basecaller.from_preset(model)  # a bad one fails now
@@ -100,7 +104,7 @@ def basecall_files(
     rows = []
     timing: dict = {}
     start = time.monotonic()
-    with writer, tqdm(desc="basecalling", unit=" reads", disable=None) as bar:
+    with writer, Progress("basecalling", _expected(files, wanted, writer, max_reads)) as bar:
         done = set(writer.done_ids)
         stream = once(r for r in read_signal(files, wanted) if r.read_id not in done)
         if max_reads is not None:
@@ -122,8 +126,7 @@ def basecall_files(
             chemistries[read.chemistry] = chemistries.get(read.chemistry, 0) + 1
             counts["samples"] += read.num_samples
             rate = counts["samples"] / max(time.monotonic() - start, 1e-9)
-            bar.set_postfix(samples_per_s=f"{rate:.3g}", refresh=False)
-            bar.update()
+            bar.update(samples_per_s=f"{rate:.3g}")
             if call.mean_qscore < min_qscore:
                 counts["below_min_qscore"] += 1
                 continue
@@ -163,6 +166,15 @@ def basecall_files(
         f", median identity {metrics['alignment']['median_identity']:.4f}" if aligner else "",
     )
     return metrics
+
+
+def _expected(files, wanted, writer, max_reads) -> int | None:
+    """The reads this run will call, where the files' indexes say (for its progress)."""
+    counts = [count_reads(path) for path in files]
+    if wanted is not None or None in counts:
+        return max_reads
+    left = sum(counts) - len(writer.done_ids)
+    return max(0, min(left, max_reads) if max_reads else left)
 
 
 def _alignment_columns(row: dict) -> dict:

@@ -115,7 +115,7 @@ def train_basecaller(
     metadata = {**settings.to_metadata(), "chunk_size": train.chunk_size}
     # read from the saved config, not the model: loading one starts TensorFlow, which
     # multi-worker training must configure first
-    config = saved_config(init) if init else None
+    config = saved_config(init, "basecaller") if init else None
     kind = head or (keras.saving.deserialize_keras_object(config["head"]).kind if config else "ctc")
     upsample = upsample or (config["upsample"] if config else 1)
     strides = (

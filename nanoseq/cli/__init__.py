@@ -42,6 +42,24 @@ def _terminate(signum, frame):
     raise Terminated
 
 
+class ClosedStdout:
+    """Stands for a closed stdout (``>&-``): what a command writes there is an error, where
+    Python would drop it silently."""
+
+    def write(self, data):
+        raise InputError("stdout is closed: nowhere to write (give -o)")
+
+    @property
+    def buffer(self):
+        return self
+
+    def flush(self):
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
 class LazyGroup(click.Group):
     """Imports a command's module only when it is listed or run. Every failure is one line on
     stderr and a non-zero exit: bad input (InputError) and what the system refused (OSError:
@@ -61,8 +79,12 @@ class LazyGroup(click.Group):
         """Click's main, with a usage error (a bad option value, a missing argument) as one
         line and exit status 2."""
         extra.pop("standalone_mode", None)
+        args = verbosity_first(sys.argv[1:] if args is None else list(args))
         try:
             return super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as error:
+            click.echo(error.ctx.get_help())
+            sys.exit(0)
         except click.UsageError as error:
             path = error.ctx.command_path if error.ctx else "nanoseq"
             message = error.format_message().replace("\n", " ")
@@ -78,6 +100,8 @@ class LazyGroup(click.Group):
     def invoke(self, ctx):
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, _terminate)
+        if sys.stdout is None:
+            sys.stdout = ClosedStdout()
         try:
             return super().invoke(ctx)
         except InputError as error:
@@ -98,18 +122,38 @@ class LazyGroup(click.Group):
             fail(f"unexpected {type(error).__name__}: {one_line(error)} (-vv shows where)")
 
 
+VERBOSITY = {"-v", "-vv", "-vvv", "--verbose", "-q", "--quiet"}
+
+
+def verbosity_first(args: list[str]) -> list[str]:
+    """The arguments with -v/-q moved before the command, so that they may stand anywhere
+    (``nanoseq basecall reads.pod5 -v``, as dorado takes them); ``--`` ends the search."""
+    end = args.index("--") if "--" in args else len(args)
+    moved = [a for a in args[:end] if a in VERBOSITY]
+    return [*moved, *(a for a in args[:end] if a not in VERBOSITY), *args[end:]]
+
+
 def fail(message: str) -> None:
-    click.echo(f"nanoseq: error: {message}", err=True)
+    click.echo(f"nanoseq: error: {message}".replace("\n", "\\n"), err=True)
     sys.exit(1)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nanoseq")
-@click.option("-v", "--verbose", count=True, help="More log detail on stderr (-vv for debug).")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="More on stderr: -v nanoseq's details (a line per file), -vvv other libraries' too "
+    "(TensorFlow, matplotlib). Anywhere on the command line.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
 def main(verbose: int, quiet: bool) -> None:
     """nanoseq: deep sequence models for nanopore signal and text."""
-    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    logging.basicConfig(level=level, format="[nanoseq] %(message)s", stream=sys.stderr)
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose else logging.INFO)
+    # other libraries' records (matplotlib's debug, absl's) only at -vvv
+    root = logging.DEBUG if verbose > 2 else logging.WARNING
+    logging.basicConfig(level=root, format="[nanoseq] %(message)s", stream=sys.stderr)
+    log.setLevel(level)
     if verbose:
         log.debug("command: %s", shlex.join(sys.argv))

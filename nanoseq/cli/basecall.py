@@ -26,7 +26,17 @@ from nanoseq.models import DEFAULT_BEAM_WIDTH
     "-o",
     "--output",
     default="-",
-    help="calls.fastq|.fq|.fastq.gz|.sam|.bam (default: FASTQ on stdout).",
+    help="calls.fastq|.fq|.fastq.gz|.sam|.bam [default: stdout, BAM unless --emit-*].",
+)
+@click.option(
+    "--emit-fastq", "emit", flag_value="fastq", help="FASTQ on stdout (or check -o is FASTQ)."
+)
+@click.option("--emit-sam", "emit", flag_value="sam", help="SAM on stdout.")
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="cpu, cuda:N (that GPU alone) or auto (every GPU there is, else the CPU).",
 )
 @click.option(
     "--batch-size",
@@ -89,6 +99,8 @@ def basecall(
     model,
     any_chemistry,
     output,
+    emit,
+    device,
     batch_size,
     chunk_size,
     overlap,
@@ -103,12 +115,16 @@ def basecall(
     no_trim,
 ):
     """Basecall nanopore reads (files or folders of pod5, fast5, slow5, blow5)."""
+    from nanoseq.runtime import use_device
+
+    use_device(device)  # before TensorFlow or JAX starts
     from nanoseq.basecaller.job import basecall_files
 
     basecall_files(
         reads,
         model=model,
         output=output,
+        emit=emit,
         batch_size=batch_size,
         chunk_size=chunk_size,
         overlap=overlap,

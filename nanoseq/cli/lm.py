@@ -122,7 +122,7 @@ def evaluate(model, text_file, output):
 )
 @click.option("--beam-width", type=shared.POSITIVE, help="Beam search instead of sampling.")
 @click.option("--length-penalty", default=0.0, show_default=True, type=shared.Finite())
-@click.option("--seed", type=int)
+@click.option("--seed", type=shared.SEED)
 def generate(model, prompt, length, temperature, top_k, top_p, beam_width, length_penalty, seed):
     """Continue PROMPT with the model; the prompt and its continuation go to stdout."""
     from nanoseq.text.generate import generate_text

@@ -18,7 +18,8 @@ class Finite(click.FloatRange):
         return value
 
 
-POSITIVE = click.IntRange(1)
+POSITIVE = click.IntRange(1, 2**62)
+SEED = click.IntRange(0, 2**32 - 1)  # what NumPy's and TensorFlow's generators take
 FRACTION = Finite(0, 1, max_open=True)  # dropout, label smoothing
 RATE = Finite(0, min_open=True)  # learning rates, clipping norms, decay factors
 
@@ -41,7 +42,7 @@ TRAINING_RUN = [
     click.option("--resume", is_flag=True, help="Continue from OUTPUT/checkpoint.keras."),
     click.option(
         "--max-minutes",
-        type=click.FloatRange(0, min_open=True),
+        type=Finite(0, min_open=True),
         help="Time budget for the whole run (resumed parts too); the learning-rate schedule "
         "ends within it.",
     ),
@@ -63,7 +64,7 @@ TRAINING_RUN = [
         help="Compile the training step with XLA, on CPU too (faster on some CPUs, slower on "
         "others).",
     ),
-    click.option("--seed", default=1, show_default=True, type=int),
+    click.option("--seed", default=1, show_default=True, type=SEED),
 ]
 RUN_KEYS = (
     "output",

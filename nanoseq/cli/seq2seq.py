@@ -40,7 +40,7 @@ def read(source, target, pairs, what: str):
     from nanoseq.errors import InputError
     from nanoseq.text.data import read_pairs
 
-    if not pairs and not (source and target):
+    if bool(pairs) == bool(source or target) or not (pairs or (source and target)):
         raise InputError(f"give {what} as --source and --target files, or one --pairs file")
     return read_pairs(source, target, pairs)
 
@@ -157,6 +157,8 @@ def translate(model, input_file, output, **options):
     if input_file == "-" and sys.stdin is None:
         raise InputError("nothing to translate: stdin is closed (give INPUT_FILE)")
     lines = sys.stdin.read().splitlines() if input_file == "-" else read_lines(input_file)
+    if not lines:
+        raise InputError("nothing to translate: the input is empty", input_file)
     with tqdm(total=len(lines), unit="sentence", file=sys.stderr, disable=None) as bar:
         translations, _ = translate_file(model, lines, output, progress=bar, **options)
     if output is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from nanoseq.cli.options import POSITIVE, Finite
+from nanoseq.cli.options import POSITIVE, SEED, Finite
 
 
 @click.command()
@@ -65,7 +65,7 @@ from nanoseq.cli.options import POSITIVE, Finite
     "(keep held-out signal out).",
 )
 @click.option("--region", help="Only sample reference positions START-END.")
-@click.option("--seed", default=1, show_default=True)
+@click.option("--seed", default=1, show_default=True, type=SEED)
 def simulate(
     reference,
     random_genome,
@@ -83,6 +83,8 @@ def simulate(
     seed,
 ):
     """Simulate nanopore reads with known truth (for pre-training and tests)."""
+    import os
+
     from nanoseq.errors import InputError
     from nanoseq.io import read_fasta
     from nanoseq.signal import simulate as sim
@@ -109,5 +111,7 @@ def simulate(
         click.echo(f"{len(chunk_set)} chunks of {chunk_size} samples -> {output}", err=True)
         return
     truth = truth or f"{output}.truth.fasta"  # sim.pod5.truth.fasta: one per output
+    if os.path.realpath(truth) == os.path.realpath(output):
+        raise InputError("the truth FASTA would overwrite the reads", truth)
     written = sim.write_reads(reads, output, truth)
     click.echo(f"{written} reads -> {output}, truth -> {truth}", err=True)

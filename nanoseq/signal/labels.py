@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from nanoseq.errors import InputError, one_line
+from nanoseq.io import quiet_htslib
 from nanoseq.sequence import reverse_complement
 from nanoseq.signal.normalize import MED_MAD, Normalisation
 from nanoseq.signal.readers import Read, find_signal_files, read_signal
@@ -90,7 +91,11 @@ def tombo_reads(
     for path in find_signal_files(paths):
         if path.suffix != ".fast5":
             raise InputError("Tombo labels need fast5 files", path)
-        with h5py.File(path, "r") as handle:
+        try:
+            handle = h5py.File(path, "r")
+        except OSError as error:
+            raise InputError(f"not a readable fast5 file ({one_line(error)})", path) from None
+        with handle:
             group = handle.get("Analyses/RawGenomeCorrected_000/BaseCalled_template")
             if group is None or "Events" not in group:
                 log.warning("%s: no Tombo events (not resquiggled); skipped", path)
@@ -126,7 +131,7 @@ def move_table_reads(
 
     try:
         records = {}
-        with pysam.AlignmentFile(str(bam), "rb", check_sq=False) as handle:
+        with quiet_htslib(), pysam.AlignmentFile(str(bam), "rb", check_sq=False) as handle:
             for record in handle:
                 if record.is_secondary or record.is_supplementary or not record.has_tag("mv"):
                     continue
@@ -229,6 +234,8 @@ class ChunkSet:
             log.warning("%s: no settings.json; taking the chunks as %s", folder, settings)
         known = set(settings.to_metadata()) | {"chunk_size"}
         source = {k: v for k, v in record.items() if k not in known} | {"folder": str(folder)}
+        if not np.isfinite(arrays[0]).all():
+            raise InputError("chunks.npy holds NaN or infinite signal", folder)
         try:
             return cls(*arrays, settings, source)
         except InputError as error:

@@ -118,6 +118,8 @@ def find_signal_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Expand files and folders (recursively) into a sorted list of signal files."""
     files: list[Path] = []
     for given in paths:
+        if not str(given):
+            raise InputError("an empty path")
         path = Path(given)
         if not path.exists():
             raise InputError("no such file or folder", path)
@@ -128,6 +130,8 @@ def find_signal_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
             if not found:
                 raise InputError(f"no signal files ({', '.join(SUFFIXES)}) in this folder", path)
             files.extend(found)
+        elif not path.is_file():
+            raise InputError("not a regular file (a pipe or a device?)", path)
         elif path.suffix.lower() in SUFFIXES:
             files.append(path)
         else:
@@ -161,7 +165,57 @@ def read_signal(
 ) -> Iterator[Read]:
     """Yield every read (or only ``read_ids``) in the given files and folders."""
     for path in find_signal_files(paths):
+        log.debug("reading %s", path)
         yield from read_file(path, read_ids)
+
+
+def count_reads(path: Path) -> int | None:
+    """How many reads a pod5 or fast5 file holds, from its index (None: slow5/blow5, or a file
+    that cannot say)."""
+    try:
+        if path.suffix.lower() == ".pod5":
+            import pod5
+
+            with pod5.Reader(path) as reader:
+                return reader.num_reads
+        if path.suffix.lower() == ".fast5":
+            import h5py
+
+            with h5py.File(path, "r") as handle:
+                return len(handle["Raw/Reads"]) if "Raw" in handle else len(handle)
+    except Exception:  # an unreadable file is reported when it is read
+        return None
+    return None
+
+
+def runs(path: Path) -> dict[str, str]:
+    """The runs a file's reads come from: run id -> the run's start (ISO-8601, or ""), read
+    from its run tables or headers, not its signal."""
+    found: dict[str, str] = {}
+    try:
+        if path.suffix.lower() == ".pod5":
+            import pod5
+
+            with pod5.Reader(path) as reader:
+                table = reader.run_info_table.read_all().to_pydict()
+            starts = table["acquisition_start_time"]
+            for run, start in zip(table["acquisition_id"], starts, strict=True):
+                found[str(run)] = start.isoformat() if start else ""
+        elif path.suffix.lower() == ".fast5":
+            import h5py
+
+            with h5py.File(path, "r") as handle:
+                single = "Raw" in handle
+                for group in [handle] if single else (handle[n] for n in handle):
+                    tracking = group["UniqueGlobalKey/tracking_id" if single else "tracking_id"]
+                    start = _text(tracking.attrs.get("exp_start_time", ""))
+                    found[_text(tracking.attrs.get("run_id", ""))] = start
+        else:
+            for read in read_file(path):  # slow5/blow5: headers per read group
+                found.setdefault(read.run_id, read.metadata.get("exp_start_time", ""))
+    except Exception:  # an unreadable file is reported when it is read
+        pass
+    return found
 
 
 def read_file(path: Path, read_ids: set[str] | None = None) -> Iterator[Read]:

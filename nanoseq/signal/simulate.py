@@ -18,6 +18,7 @@ A source of k-mer size ``k`` labels event ``i`` (k-mer ``seq[i:i+k]``) with the 
 from __future__ import annotations
 
 import uuid
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,10 +134,14 @@ def load_pore_model(path: str | Path = DEFAULT_PORE_MODEL) -> PoreModel:
     if Path(path).suffix == ".npz":
         return _load_npz(path)
     try:
-        table = np.genfromtxt(path, dtype=None, names=True, encoding="ascii", usecols=(0, 1, 2))
-        kmers = [str(k) for k in table["kmer"]]
-    except (OSError, ValueError) as error:
-        raise InputError(f"not a pore model table ({error})", path) from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # an empty table: an error, not a warning
+            table = np.genfromtxt(path, dtype=None, names=True, encoding="ascii", usecols=(0, 1, 2))
+        kmers = [str(k) for k in np.atleast_1d(table["kmer"])]
+    except (OSError, ValueError, IndexError, UserWarning, UnicodeDecodeError) as error:
+        raise InputError(f"not a pore model table ({one_line(error)})", path) from None
+    if not kmers:
+        raise InputError("not a pore model table (no k-mers)", path)
     k = len(kmers[0])
     if len(kmers) != 4**k:
         raise InputError(f"expected {4**k} k-mers, found {len(kmers)}", path)

@@ -2,7 +2,9 @@
 each bad file, read or value one line naming it (exit 1), never a traceback; bad reads inside a
 good file are warnings; files with their bytes flipped are read or refused, never crash."""
 
+import os
 import random
+import shlex
 import subprocess
 import sys
 
@@ -12,6 +14,7 @@ from click.testing import CliRunner
 
 from nanoseq.cli import main
 from nanoseq.io import CallsWriter
+from nanoseq.signal.labels import ChunkSet
 from nanoseq.signal.readers import Read, read_signal
 from nanoseq.signal.writers import write_signal
 
@@ -36,11 +39,17 @@ def files(sample_dir, tmp_path_factory):
     (folder / "random.bam").write_bytes((folder / "random.fastq").read_bytes())
     (folder / "one.txt").write_text("a")
     (folder / "truncated.pod5").write_bytes((sample_dir / "reads/lambda.pod5").read_bytes()[:5000])
+    os.mkfifo(folder / "fifo.pod5")
+    nan = folder / "nan_chunks"
+    labels = np.ones((2, 3), np.uint8), np.full(2, 3)
+    ChunkSet(np.full((2, 600), np.nan, np.float32), *labels).save(nan)
+    ChunkSet(np.ones((2, 600), np.float32), *labels).save(folder / "ok_chunks")
     return {
         "reads": sample_dir / "reads/lambda.pod5",
         "fasta": sample_dir / "reads/lambda.fasta",
         "tmp": folder,
         **{path.name.replace(".", "_"): path for path in folder.iterdir()},
+        "fifo": folder / "fifo.pod5",
     }
 
 
@@ -72,6 +81,10 @@ USAGE = [  # bad option values: refused before any work, exit 2
     ("simulate --random-genome 1000 -o {tmp}/sim.pod5 -n -5", "--reads"),
     ("simulate --random-genome 0 -o {tmp}/sim.pod5", "--random-genome"),
     ("basecal {reads}", "No such command"),
+    ("train basecaller {tmp} -o {tmp}/run --max-minutes nan", "--max-minutes"),
+    ("simulate --random-genome 1000 -o {tmp}/sim.pod5 --seed -1", "--seed"),
+    ("lm generate --seed -1", "--seed"),
+    ("basecall {reads} --max-reads 100000000000000000000000", "--max-reads"),
 ]
 
 ERRORS = [  # bad files and values found at work: exit 1, the file named
@@ -99,19 +112,49 @@ ERRORS = [  # bad files and values found at work: exit 1, the file named
     ("simulate -r {fasta} -o {tmp}/sim.pod5 --region 60000-70000", "holds fewer than 7 bases"),
     ("simulate --random-genome 1000 -o {tmp}/missing/sim.pod5", "missing: no such folder"),
     ("train basecaller {tmp} -o {tmp}/run", "missing chunks.npy"),
+    ("train basecaller {nan_chunks} -o {tmp}/run", "chunks.npy holds NaN or infinite signal"),
+    ("train basecaller {ok_chunks} -o {tmp}/run --init char_tinyshakespeare", "language model"),
+    ("train basecaller {tmp} -o {binary}", "is a file; -o names the run's folder"),
+    (
+        "seq2seq train --pairs {one_txt} --source {one_txt} --valid-pairs x -o {tmp}/s",
+        "one --pairs",
+    ),
+    ("evaluate {fasta} -r {fasta} -o {fasta}", "an output would overwrite an input"),
+    ("simulate --random-genome 1000 -o {tmp}/s.pod5 --truth {tmp}/s.pod5", "would overwrite"),
+    ("inspect {fifo}", "not a regular file"),
+    ("inspect ''", "an empty path"),
 ]
 
 
 @pytest.mark.parametrize("command, fragment", USAGE, ids=[c for c, _ in USAGE])
 def test_a_bad_option_value_is_a_one_line_usage_error(files, command, fragment):
-    status, line = failure(*command.format(**files).split())
+    status, line = failure(*shlex.split(command.format(**files)))
     assert status == 2 and fragment in line and "usage error" in line
 
 
 @pytest.mark.parametrize("command, fragment", ERRORS, ids=[c for c, _ in ERRORS])
 def test_a_bad_file_or_value_is_one_line_naming_it(files, command, fragment):
-    status, line = failure(*command.format(**files).split())
+    status, line = failure(*shlex.split(command.format(**files)))
     assert status == 1 and line.startswith("nanoseq: error: ") and fragment in line
+
+
+def test_a_closed_stdout_is_one_line_not_silence():
+    command = [sys.executable, "-m", "nanoseq", "lm", "generate", "-n", "5"]
+    closed = subprocess.run(
+        command,
+        capture_output=False,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdout=subprocess.DEVNULL,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert closed.returncode == 1
+    assert closed.stderr.strip() == "nanoseq: error: stdout is closed: nowhere to write (give -o)"
+
+
+def test_no_command_is_the_help():
+    result = CliRunner().invoke(main, [])
+    assert result.exit_code == 0 and "Commands:" in result.stdout
 
 
 def test_translating_a_closed_stdin_is_one_line():

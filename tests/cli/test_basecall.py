@@ -209,6 +209,7 @@ def test_fastq_on_stdout(sample_dir, small_model):
             str(small_model),
             "--max-reads",
             "1",
+            "--emit-fastq",
         ],
     )
     assert result.exit_code == 0
