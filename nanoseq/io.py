@@ -190,21 +190,49 @@ def _read_group(run: str, start: str, model: str) -> dict:
     return group | ({"DT": start} if start else {})
 
 
-def _segment(
-    read: Read, call: Call, header: pysam.AlignmentHeader, grouped: bool = False
-) -> pysam.AlignedSegment:
-    record = pysam.AlignedSegment(header)
-    record.query_name = read.read_id
-    record.query_sequence = call.sequence
-    record.flag = 4
-    record.query_qualities = array.array("B", call.qualities.tobytes())
+def _segments(
+    read: Read, call: Call, header: pysam.AlignmentHeader, grouped: bool = False, hits=()
+) -> list[pysam.AlignedSegment]:
+    """The read's SAM/BAM records: one unmapped, or one for each of its ``hits`` (mappy's; the
+    first primary, the rest supplementary), with dorado's tags (moves on the primary)."""
     tags = record_tags(read, call)
     if grouped:
         tags.append(("RG", read.run_id, "Z"))
-    if call.moves is not None:
-        tags.append(("mv", array.array("b", [call.stride, *np.asarray(call.moves).tolist()])))
-    record.set_tags(tags)
+    if not hits:
+        record = _segment(read.read_id, call.sequence, call.qualities, header)
+        record.flag = 4
+        record.set_tags([*tags, *_moves(call)])
+        return [record]
+    records = []
+    for number, hit in enumerate(hits):
+        forward = hit.strand > 0
+        sequence = call.sequence if forward else reverse_complement(call.sequence)
+        record = _segment(read.read_id, sequence, call.qualities[:: 1 if forward else -1], header)
+        record.flag = (0 if forward else 16) | (2048 if number else 0)
+        record.reference_id = header.get_tid(hit.ctg)
+        record.reference_start = hit.r_st
+        record.mapping_quality = hit.mapq
+        clips = hit.q_st, len(call.sequence) - hit.q_en
+        before, after = clips if forward else clips[::-1]
+        record.cigarstring = f"{before}S" * bool(before) + hit.cigar_str + f"{after}S" * bool(after)
+        aligned = [("NM", hit.NM, "i"), ("MD", hit.MD, "Z")]
+        record.set_tags([*tags, *aligned, *(() if number else _moves(call))])
+        records.append(record)
+    return records
+
+
+def _segment(name: str, sequence: str, qualities, header) -> pysam.AlignedSegment:
+    record = pysam.AlignedSegment(header)
+    record.query_name = name
+    record.query_sequence = sequence
+    record.query_qualities = array.array("B", np.asarray(qualities, np.uint8).tobytes())
     return record
+
+
+def _moves(call: Call) -> list:
+    if call.moves is None:
+        return []
+    return [("mv", array.array("b", [call.stride, *np.asarray(call.moves).tolist()]))]
 
 
 class Encoder:
@@ -408,7 +436,8 @@ class CallsWriter:
     disk as it is written (flushed; a killed run loses only the read being written).
     ``reference_header`` (dict or ``pysam.AlignmentHeader``) adds e.g. ``SQ`` lines;
     ``read_groups`` (run id -> the run's start) ``RG`` lines, and each SAM/BAM record of those
-    runs its ``RG`` tag, as dorado writes them.
+    runs its ``RG`` tag, as dorado writes them. A BAM with ``SQ`` lines (aligned) is sorted and
+    indexed when it is finished.
     """
 
     def __init__(
@@ -502,21 +531,24 @@ class CallsWriter:
         if source is None:
             return
         for read_id, record in complete_records(source, self.kind):
-            if read_id in self.done_ids or (rows is not None and read_id not in rows):
+            if rows is not None and read_id not in rows:
                 continue
+            if read_id in self.done_ids and not getattr(record, "is_supplementary", False):
+                continue  # a read's records once, its supplementary ones with it
             self.done_ids.add(read_id)
             self._calls.write(self._encoder.record(record))
             if rows is not None:
                 self._rows.write(_tsv_line(rows[read_id], self.summary_columns))
 
-    def write(self, read: Read, call: Call, extra: dict | None = None) -> None:
-        """Write one read's call, and its summary row with the ``extra`` summary columns."""
+    def write(self, read: Read, call: Call, extra: dict | None = None, hits=()) -> None:
+        """Write one read's call (aligned where ``hits``, mappy's, say; SAM/BAM), and its
+        summary row with the ``extra`` summary columns."""
         if self.kind == "fastq":
-            record = _fastq(read, call)
+            records = [_fastq(read, call)]
         else:
-            record = _segment(read, call, self.header, read.run_id in self.groups)
+            records = _segments(read, call, self.header, read.run_id in self.groups, hits)
         self._stdout_started()
-        self._calls.write(self._encoder.record(record))
+        self._calls.write(b"".join(self._encoder.record(record) for record in records))
         self._calls.flush()
         if self._rows is not None:
             row = summary_row(read, call) | (extra or {})
@@ -548,11 +580,23 @@ class CallsWriter:
             if self._rows is not None:
                 self._rows.close()
             if error is None:
+                if self.kind == "bam" and self.header.references:
+                    sort_and_index(_partial(self.path))
                 os.replace(_partial(self.path), self.path)
                 if self.summary is not None:
                     os.replace(_partial(self.summary), self.summary)
         finally:
             self._lock.__exit__()
+
+
+def sort_and_index(path: Path) -> None:
+    """Sort an aligned BAM by position in place, and index it (``.bai`` beside it, named as
+    the finished file will be)."""
+    final = path.with_name(path.name.removesuffix(".partial"))
+    temporary = path.with_name(f".{final.name}.sorted.tmp")
+    pysam.sort("-o", str(temporary), str(path))
+    temporary.replace(path)
+    pysam.index(str(path), str(final) + ".bai")
 
 
 def writable(path: Path) -> None:

@@ -37,9 +37,20 @@ class Aligner:
             raise InputError("cannot index the reference (not a FASTA/FASTQ file?)", reference)
         self.genome = {name: self.index.seq(name) for name in self.index.seq_names}
 
-    def align(self, sequence: str, qualities: np.ndarray | None = None) -> dict:
-        """One row of figures for one read (identity 0 and ``mapped`` False when unmapped)."""
-        hit = next((h for h in self.index.map(sequence) if h.is_primary), None)
+    def hits(self, sequence: str) -> list:
+        """The read's alignments (mappy's, with MD): the primary first, then the supplementary
+        ones (secondary alignments left out)."""
+        return [hit for hit in self.index.map(sequence, MD=True) if hit.is_primary]
+
+    def header(self) -> dict:
+        """The reference's ``SQ`` lines for a SAM/BAM header."""
+        return {"SQ": [{"SN": name, "LN": len(seq)} for name, seq in self.genome.items()]}
+
+    def align(self, sequence: str, qualities: np.ndarray | None = None, hits=None) -> dict:
+        """One row of figures for one read (identity 0 and ``mapped`` False when unmapped), from
+        its ``hits`` where they are known already."""
+        hits = self.hits(sequence) if hits is None else hits
+        hit = hits[0] if hits else None
         row = {"read_length": len(sequence), "mapped": hit is not None, "identity": 0.0}
         if hit is None:
             return row

@@ -90,6 +90,7 @@ def basecall_files(
     writer = CallsWriter(
         output,
         resume=resume,
+        reference_header=aligner.header() if aligner else None,
         summary=summary,
         summary_columns=ALIGNMENT_COLUMNS if aligner else (),
         emit=emit,
@@ -131,12 +132,13 @@ def basecall_files(
                 counts["below_min_qscore"] += 1
                 continue
             counts["bases"] += len(call.sequence)
-            extra = None
+            extra, hits = None, ()
             if aligner:
-                row = aligner.align(call.sequence, call.qualities)
+                hits = aligner.hits(call.sequence)
+                row = aligner.align(call.sequence, call.qualities, hits)
                 rows.append(row)
                 extra = _alignment_columns(row)
-            writer.write(read, call, extra)
+            writer.write(read, call, extra, hits)
     seconds = time.monotonic() - start
     if not counts["reads"] and not writer.done_ids:
         which = "that --read-ids lists" if wanted else "that could be called"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -27,6 +28,7 @@ COMMANDS = {
     "models": "nanoseq.cli.models:models",
     "prepare": "nanoseq.cli.prepare:prepare",
     "simulate": "nanoseq.cli.simulate:simulate",
+    "summary": "nanoseq.cli.summary:summary",
     "train": "nanoseq.cli.train:train",
 }
 
@@ -106,6 +108,9 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except InputError as error:
             fail(str(error))
+        except BrokenPipeError:  # `nanoseq ... | head`: the reader has all it wants
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(128 + signal.SIGPIPE)
         except OSError as error:
             where = f"{error.filename}: " if error.filename else ""
             fail(f"{where}{error.strerror or one_line(error)}")

@@ -135,6 +135,8 @@ def move_table_reads(
             for record in handle:
                 if record.is_secondary or record.is_supplementary or not record.has_tag("mv"):
                     continue
+                if not record.query_sequence:  # a read called to nothing
+                    continue
                 records[record.query_name] = _moves_record(record)
     except (OSError, ValueError) as error:
         raise InputError(f"cannot read BAM ({error})", bam) from None
@@ -150,15 +152,22 @@ def move_table_reads(
 
 
 def _moves_record(record):
-    """(base bytes in read orientation, first sample of each base, reference position)."""
+    """(base bytes in read orientation, first sample of each base, reference position: that of
+    the aligned base at or before it, so an inserted base counts where its neighbours lie;
+    -1 for the clipped ends and an unaligned read)."""
     mv = np.asarray(record.get_tag("mv"), dtype=np.int64)
     stride, moves = int(mv[0]), mv[1:]
     trimmed = record.get_tag("ts") if record.has_tag("ts") else 0
     starts = trimmed + np.flatnonzero(moves) * stride
-    sequence = record.query_sequence
+    sequence = record.query_sequence or ""
     positions = np.full(len(sequence), -1, dtype=np.int64)
-    for query, ref in record.get_aligned_pairs(matches_only=True):
-        positions[query] = ref
+    pairs = np.array(record.get_aligned_pairs(matches_only=True), dtype=np.int64).reshape(-1, 2)
+    if len(pairs):
+        first, last = pairs[0, 0], pairs[-1, 0]
+        placed = np.full(len(sequence), -1, dtype=np.int64)
+        placed[pairs[:, 0]] = pairs[:, 1]
+        filled = np.maximum.accumulate(np.where(placed >= 0, np.arange(len(sequence)), 0))
+        positions[first : last + 1] = placed[filled[first : last + 1]]
     if record.is_reverse:  # the BAM stores the reverse complement; go back to read orientation
         sequence, positions = reverse_complement(sequence), positions[::-1]
     sequence = np.frombuffer(sequence.encode(), dtype=np.uint8)
