@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from nanoseq.errors import InputError
+from nanoseq.io import mean_qscore
 from nanoseq.sequence import reverse_complement
 
 _CIGAR = re.compile(r"(\d+)([MIDNSHP=X])")
 HOMOPOLYMER = 5
+MAX_Q = 93  # the FASTQ range
 
 
 class Aligner:
@@ -52,6 +54,8 @@ class Aligner:
         hits = self.hits(sequence) if hits is None else hits
         hit = hits[0] if hits else None
         row = {"read_length": len(sequence), "mapped": hit is not None, "identity": 0.0}
+        if qualities is not None and len(qualities):
+            row["mean_qscore"] = mean_qscore(qualities)
         if hit is None:
             return row
         ref = self.genome[hit.ctg][hit.r_st : hit.r_en]
@@ -111,6 +115,8 @@ class _Columns:
             "qscore_correct_n": int(right.size),
             "qscore_wrong_sum": float(wrong.sum()),
             "qscore_wrong_n": int(wrong.size),
+            "bases_by_q": np.bincount(quals.astype(np.int64), minlength=MAX_Q + 1),
+            "errors_by_q": np.bincount(wrong.astype(np.int64), minlength=MAX_Q + 1),
         }
 
 
@@ -190,6 +196,36 @@ def summarise(rows: Iterable[dict]) -> dict:
         "mean_qscore_correct_bases": mean_q("correct"),
         "mean_qscore_wrong_bases": mean_q("wrong"),
         "aligned_bases": blen,
+        **calibration(mapped),
+    }
+
+
+def phred(error_rate: float) -> float:
+    """-10 log10 of an error rate, capped at Q60 (no errors seen)."""
+    return 60.0 if error_rate <= 1e-6 else -10 * math.log10(error_rate)
+
+
+def calibration(mapped: list[dict]) -> dict:
+    """How well qualities say what they mean: per predicted Q, the aligned bases and errors
+    (mismatched or inserted) of the mapped reads and the Q those measure; and the mean absolute
+    difference between each read's mean qscore and -10 log10(1 - its identity)."""
+    bases = sum((row["bases_by_q"] for row in mapped if "bases_by_q" in row), np.zeros(MAX_Q + 1))
+    errors = sum(
+        (row["errors_by_q"] for row in mapped if "errors_by_q" in row), np.zeros(MAX_Q + 1)
+    )
+    bins = [
+        {"q": q, "bases": int(bases[q]), "errors": int(errors[q]), "measured_q": phred(e / n)}
+        for q, (n, e) in enumerate(zip(bases, errors, strict=True))
+        if n
+    ]
+    gaps = [
+        abs(row["mean_qscore"] - phred(1 - row["identity"]))
+        for row in mapped
+        if "mean_qscore" in row
+    ]
+    return {
+        "calibration": bins,
+        "read_qscore_error": float(np.mean(gaps)) if gaps else None,
     }
 
 

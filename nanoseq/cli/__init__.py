@@ -26,6 +26,7 @@ COMMANDS = {
     "lm": "nanoseq.cli.lm:lm",
     "seq2seq": "nanoseq.cli.seq2seq:seq2seq",
     "models": "nanoseq.cli.models:models",
+    "plot": "nanoseq.cli.plot:plot",
     "prepare": "nanoseq.cli.prepare:prepare",
     "simulate": "nanoseq.cli.simulate:simulate",
     "summary": "nanoseq.cli.summary:summary",

@@ -1,19 +1,24 @@
-"""Attention maps: the weights of one translation as a PNG heat map (target rows, source
-columns), drawn with Matplotlib's non-interactive Agg backend."""
+"""Attention maps: the weights of one translation as a heat map (target rows, source columns),
+drawn with Matplotlib's non-interactive Agg backend, PNG or SVG (:func:`nanoseq.plots.save`)."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
-from nanoseq.io import atomic_write
+from nanoseq.plots import save
 
 
 def plot_attention(
-    source_tokens: list[str], target_tokens: list[str], weights: np.ndarray, path: str | Path
+    source_tokens: list[str],
+    target_tokens: list[str],
+    weights: np.ndarray,
+    path: str | Path,
+    title: str = "",
 ) -> None:
-    """Save ``weights`` ``(len(target_tokens), len(source_tokens))`` as a labelled PNG."""
+    """Save ``weights`` ``(len(target_tokens), len(source_tokens))`` as a labelled picture."""
     from matplotlib.figure import Figure
 
     rows, columns = len(target_tokens), len(source_tokens)
@@ -25,6 +30,5 @@ def plot_attention(
     axes.set_xlabel("source")
     axes.set_ylabel("translation")
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
-    figure.tight_layout()
-    with atomic_write(path, "wb") as handle:
-        figure.savefig(handle, format="png", dpi=100)
+    axes.set_title(textwrap.shorten(title, 80), fontsize="small")
+    save(figure, path)

@@ -201,9 +201,8 @@ def evaluate_translation(
     if attention_map is not None:
         from nanoseq.text.attention_map import plot_attention
 
-        plot_attention(
-            *translator.attention(sources[sentence], hypotheses[sentence]), attention_map
-        )
+        tokens = translator.attention(sources[sentence], hypotheses[sentence])
+        plot_attention(*tokens, attention_map, f"sentence {sentence + 1}: {sources[sentence]}")
     return {
         "model": str(model),
         "beam_width": beam_width,

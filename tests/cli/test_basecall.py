@@ -270,6 +270,10 @@ def test_evaluate_sees_errors_and_unmapped(sample_dir, tmp_path):
     assert metrics["mapped_fraction"] == pytest.approx(5 / 6)
     assert metrics["mean_identity"] < 0.85 and metrics["mismatch_rate"] > 0.006
     assert metrics["mean_qscore_wrong_bases"] == pytest.approx(20.0)
+    (q20,) = metrics["calibration"]  # every base called at Q20: one bin, its errors measured
+    assert q20["q"] == 20 and q20["bases"] > 10_000 and 0 < q20["errors"] < q20["bases"] / 20
+    assert q20["measured_q"] == pytest.approx(-10 * np.log10(q20["errors"] / q20["bases"]))
+    assert metrics["read_qscore_error"] > 0
 
 
 def test_simulate_then_prepare_cli(sample_dir, tmp_path):
