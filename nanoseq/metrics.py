@@ -35,7 +35,8 @@ class Aligner:
         if head not in (b">", b"@", b"\x1f"):  # FASTA, FASTQ or gzip
             raise InputError("not a FASTA file (no '>' header first)", path)
         self.index = mappy.Aligner(str(reference), preset="map-ont")
-        if not self.index or not self.index.seq_names:
+        lengths = [len(self.index.seq(name) or "") for name in self.index.seq_names]
+        if not self.index or not any(lengths):
             raise InputError("cannot index the reference (not a FASTA/FASTQ file?)", reference)
         self.genome = {name: self.index.seq(name) for name in self.index.seq_names}
 

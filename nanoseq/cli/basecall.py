@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from nanoseq.cli.options import POSITIVE, Finite
+from nanoseq.cli.options import PATH, POSITIVE, Finite
 from nanoseq.models import DEFAULT_BEAM_WIDTH
 
 
@@ -25,6 +25,7 @@ from nanoseq.models import DEFAULT_BEAM_WIDTH
 @click.option(
     "-o",
     "--output",
+    type=PATH,
     default="-",
     help="calls.fastq|.fq|.fastq.gz|.sam|.bam [default: stdout, BAM unless --emit-*].",
 )

@@ -6,13 +6,15 @@ import json
 
 import click
 
+from nanoseq.cli.options import PATH
+
 
 @click.command()
 @click.argument("calls", type=click.Path())
 @click.option(
     "-r", "--reference", required=True, type=click.Path(), help="FASTA the reads come from."
 )
-@click.option("-o", "--output", help="Metrics JSON (default: CALLS.eval.json).")
+@click.option("-o", "--output", type=PATH, help="Metrics JSON (default: CALLS.eval.json).")
 @click.option("--per-read", help="Per-read TSV (default: CALLS.eval.tsv).")
 def evaluate(calls, reference, output, per_read):
     """Align calls (FASTQ, FASTA, SAM, BAM) with minimap2 and report identity and errors."""

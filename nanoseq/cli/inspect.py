@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from nanoseq.cli.options import PATH
+
 COLUMNS = [
     "read_id",
     "filename",
@@ -38,7 +40,9 @@ SUMMARY_COLUMNS = [
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--summary", is_flag=True, help="One line per file instead of one per read.")
-@click.option("-o", "--output", default="-", help="Write the TSV here (default: stdout).")
+@click.option(
+    "-o", "--output", type=PATH, default="-", help="Write the TSV here (default: stdout)."
+)
 def inspect(paths, summary, output):
     """List the reads in signal files or folders (pod5, fast5, slow5, blow5) as a TSV."""
     from nanoseq.io import write_tsv

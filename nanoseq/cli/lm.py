@@ -31,25 +31,9 @@ def lm():
     "--cell", default="lstm", type=click.Choice(["rnn", "gru", "lstm"]), show_default=True
 )
 @click.option("--layers", default=2, show_default=True, type=click.IntRange(1, 4))
-@click.option("--units", default=256, show_default=True, type=shared.POSITIVE)
-@click.option("--embedding-dim", default=256, show_default=True, type=shared.POSITIVE)
-@click.option(
-    "--dropout", default=0.0, show_default=True, type=shared.FRACTION, help="Between layers."
-)
+@shared.text_model
 @click.option("--layer-norm", is_flag=True)
 @click.option("--tie-weights", is_flag=True, help="Share embedding and softmax weights.")
-@click.option(
-    "--min-count",
-    default=1,
-    show_default=True,
-    type=shared.POSITIVE,
-    help="Vocabulary frequency cut-off.",
-)
-@click.option(
-    "--max-vocab",
-    type=click.IntRange(5),
-    help="Vocabulary size limit (the four specials included).",
-)
 @click.option(
     "--batch-size",
     default=32,
@@ -61,15 +45,7 @@ def lm():
     "--steps", default=100, show_default=True, type=shared.POSITIVE, help="BPTT window length."
 )
 @click.option("--optimizer", default="adam", type=click.Choice(["adam", "sgd"]), show_default=True)
-@click.option("--lr", "learning_rate", default=2e-3, show_default=True, type=shared.RATE)
-@click.option(
-    "--clip",
-    "clipnorm",
-    default=5.0,
-    show_default=True,
-    type=shared.RATE,
-    help="Global norm clip.",
-)
+@shared.optimizer(clip=5.0)
 @click.option(
     "--decay", default=0.5, show_default=True, type=shared.RATE, help="Factor for --decay-from."
 )
@@ -88,7 +64,7 @@ def train(train_files, valid_files, run, **options):
 @lm.command()
 @click.option("-m", "--model", default=DEFAULT_LANGUAGE_MODEL, show_default=True)
 @click.option("--text", "text_file", required=True, type=click.Path(), help="Held-out text.")
-@click.option("-o", "--output", help="Also write the metrics JSON here.")
+@click.option("-o", "--output", type=shared.PATH, help="Also write the metrics JSON here.")
 def evaluate(model, text_file, output):
     """Cross-entropy of a whole text, state carried across it: one JSON line."""
     from nanoseq.io import write_metrics

@@ -18,6 +18,16 @@ class Finite(click.FloatRange):
         return value
 
 
+class NonEmpty(click.Path):
+    """click's Path without the empty string (which would mean the current folder)."""
+
+    def convert(self, value, param, ctx):
+        if not str(value):
+            self.fail("an empty path", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+PATH = NonEmpty()
 POSITIVE = click.IntRange(1, 2**62)
 SEED = click.IntRange(0, 2**32 - 1)  # what NumPy's and TensorFlow's generators take
 FRACTION = Finite(0, 1, max_open=True)  # dropout, label smoothing
@@ -35,9 +45,54 @@ def stacked(*options):
     return decorate
 
 
+def optimizer(clip: float):
+    """--lr (the peak learning rate) and --clip (the gradients' global norm) of a family."""
+    return stacked(
+        click.option(
+            "--lr",
+            "learning_rate",
+            default=2e-3,
+            show_default=True,
+            type=RATE,
+            help="Peak learning rate.",
+        ),
+        click.option(
+            "--clip",
+            "clipnorm",
+            default=clip,
+            show_default=True,
+            type=RATE,
+            help="Gradients' global norm clip.",
+        ),
+    )
+
+
+# What the text families' training shares: the vocabulary and the backbone's sizes.
+text_model = stacked(
+    click.option(
+        "--min-count",
+        default=1,
+        show_default=True,
+        type=POSITIVE,
+        help="Vocabulary frequency cut-off.",
+    ),
+    click.option(
+        "--max-vocab",
+        type=click.IntRange(5),
+        help="Vocabulary size limit (the four specials included).",
+    ),
+    click.option("--units", default=256, show_default=True, type=POSITIVE),
+    click.option("--embedding-dim", default=256, show_default=True, type=POSITIVE),
+    click.option(
+        "--dropout", default=0.0, show_default=True, type=FRACTION, help="Between layers."
+    ),
+)
+
 # The options of every `train` command, handed to the library as one TrainingRun.
 TRAINING_RUN = [
-    click.option("-o", "--output", required=True, help="Folder for checkpoints, log and model."),
+    click.option(
+        "-o", "--output", type=PATH, required=True, help="Folder for checkpoints, log and model."
+    ),
     click.option("--epochs", default=10, show_default=True, type=click.IntRange(1)),
     click.option("--resume", is_flag=True, help="Continue from OUTPUT/checkpoint.keras."),
     click.option(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-output = click.option("-o", "--output", required=True, help="picture.png or picture.svg")
+from nanoseq.cli.options import PATH
+
+output = click.option("-o", "--output", type=PATH, required=True, help="picture.png or picture.svg")
 
 
 @click.group()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from nanoseq.cli.options import POSITIVE, Finite
+from nanoseq.cli.options import PATH, POSITIVE, Finite
 
 
 @click.command()
@@ -12,6 +12,7 @@ from nanoseq.cli.options import POSITIVE, Finite
 @click.option(
     "-o",
     "--output",
+    type=PATH,
     required=True,
     help="Folder for chunks.npy, references.npy, reference_lengths.npy.",
 )

@@ -8,7 +8,7 @@ import sys
 import click
 
 from nanoseq.cli import options
-from nanoseq.cli.options import stacked
+from nanoseq.cli.options import PATH, stacked
 
 
 def pair_options(prefix: str = ""):
@@ -82,18 +82,7 @@ def seq2seq():
 @options.training_run
 @click.option("--lowercase", is_flag=True, help="Lower-case both sides.")
 @click.option("--tokenize", is_flag=True, help="Split punctuation off words.")
-@click.option(
-    "--min-count",
-    default=1,
-    show_default=True,
-    type=options.POSITIVE,
-    help="Vocabulary frequency cut-off.",
-)
-@click.option(
-    "--max-vocab",
-    type=click.IntRange(5),
-    help="Vocabulary size limit (the four specials included).",
-)
+@options.text_model
 @click.option(
     "--max-length",
     default=50,
@@ -103,8 +92,6 @@ def seq2seq():
 )
 @click.option("--cell", default="gru", type=click.Choice(["gru", "lstm"]), show_default=True)
 @click.option("--layers", default=1, show_default=True, type=click.IntRange(1, 4))
-@click.option("--units", default=256, show_default=True, type=options.POSITIVE)
-@click.option("--embedding-dim", default=256, show_default=True, type=options.POSITIVE)
 @click.option("--bidirectional/--unidirectional", default=True, show_default=True)
 @click.option(
     "--attention",
@@ -112,18 +99,9 @@ def seq2seq():
     type=click.Choice(["bahdanau", "luong", "none"]),
     show_default=True,
 )
-@click.option("--dropout", default=0.0, show_default=True, type=options.FRACTION)
 @click.option("--label-smoothing", default=0.0, show_default=True, type=options.FRACTION)
 @click.option("--batch-size", default=64, show_default=True, type=options.POSITIVE)
-@click.option("--lr", "learning_rate", default=2e-3, show_default=True, type=options.RATE)
-@click.option(
-    "--clip",
-    "clipnorm",
-    default=1.0,
-    show_default=True,
-    type=options.RATE,
-    help="Global norm clip.",
-)
+@options.optimizer(clip=1.0)
 @click.option(
     "--patience",
     type=options.POSITIVE,
@@ -144,7 +122,7 @@ def train(source, target, pairs, valid_source, valid_target, valid_pairs, run, *
 @seq2seq.command()
 @click.option("-m", "--model", required=True, help="A seq2seq .keras file.")
 @click.argument("input_file", default="-", type=click.Path(allow_dash=True))
-@click.option("-o", "--output", help="Translations file (default: stdout).")
+@click.option("-o", "--output", type=PATH, help="Translations file (default: stdout).")
 @decoding_options
 def translate(model, input_file, output, **options):
     """Translate INPUT_FILE (default stdin), one sentence per line, in order."""
@@ -168,7 +146,7 @@ def translate(model, input_file, output, **options):
 @seq2seq.command()
 @click.option("-m", "--model", required=True, help="A seq2seq .keras file.")
 @pair_options()
-@click.option("-o", "--output", help="Metrics JSON (also printed as one line).")
+@click.option("-o", "--output", type=PATH, help="Metrics JSON (also printed as one line).")
 @click.option("--translations", help="Also write the translations here.")
 @click.option("--attention-map", help="PNG of the attention of one sentence's translation.")
 @click.option("--sentence", default=1, type=click.IntRange(1), help="Line for --attention-map.")

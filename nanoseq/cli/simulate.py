@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from nanoseq.cli.options import POSITIVE, SEED, Finite
+from nanoseq.cli.options import PATH, POSITIVE, SEED, Finite
 
 
 @click.command()
@@ -18,6 +18,7 @@ from nanoseq.cli.options import POSITIVE, SEED, Finite
 @click.option(
     "-o",
     "--output",
+    type=PATH,
     required=True,
     help="reads.pod5 or reads.blow5; with --chunks, a folder for training chunks.",
 )

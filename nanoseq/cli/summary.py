@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 
+from nanoseq.cli.options import PATH
+
 
 @click.command()
 @click.argument("calls", type=click.Path())
-@click.option("-o", "--output", default="-", help="The TSV [default: stdout].")
+@click.option("-o", "--output", type=PATH, default="-", help="The TSV [default: stdout].")
 def summary(calls, output):
     """Write the sequencing summary of CALLS (SAM/BAM, e.g. from `basecall` or dorado)."""
     from nanoseq.basecaller.summary import summary_rows

@@ -16,22 +16,7 @@ def train():
 @click.argument("data", nargs=-1, required=True, type=click.Path())
 @options.training_run
 @click.option("--batch-size", default=32, show_default=True, type=options.POSITIVE)
-@click.option(
-    "--lr",
-    "learning_rate",
-    default=2e-3,
-    show_default=True,
-    type=options.RATE,
-    help="Peak learning rate.",
-)
-@click.option(
-    "--clip",
-    "clipnorm",
-    default=2.0,
-    show_default=True,
-    type=options.RATE,
-    help="Gradient norm clip.",
-)
+@options.optimizer(clip=2.0)
 @click.option(
     "--valid",
     "validation",

@@ -70,8 +70,8 @@ class Region:
 
 
 def parse_region(text: str | None) -> tuple[int, int] | None:
-    """'START-END' (0-based, end exclusive) -> (start, end)."""
-    if not text:
+    """'START-END' (0-based, end exclusive) -> (start, end); None -> None."""
+    if text is None:
         return None
     try:
         start, end = (int(v.replace(",", "").replace("_", "")) for v in text.split("-"))

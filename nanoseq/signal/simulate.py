@@ -328,6 +328,8 @@ def simulate_reads(
     for _ in range(count):
         name = names[rng.integers(len(names))]
         genome = reference[name].upper()
+        if not set(genome) & set("ACGT"):
+            raise InputError(f"{name} holds no A, C, G or T to simulate reads of")
         lo, hi = region or (0, len(genome))
         hi = min(hi, len(genome))
         if hi - lo <= source.k:
