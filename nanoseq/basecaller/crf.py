@@ -357,7 +357,7 @@ class CRFHead(Head):
             [np.zeros((1, N_BASE)), np.cumsum(posteriors, axis=0, dtype=np.float64)]
         )
         p = np.minimum(mass[edges[1:], labels - 1] - mass[edges[:-1], labels - 1], 1.0)
-        return decoded(len(codes), at, labels, p)
+        return decoded(len(codes), at, labels, p, self.qscore_table)
 
     def feasible(self, references, lengths, frames):
         """The labels fill its first state, and one frame a move for the rest."""
@@ -383,7 +383,7 @@ class CRFHead(Head):
         return self.with_stay(best)
 
     def with_stay(self, stay: float) -> CRFHead:
-        return CRFHead(stay, self.state_len, self.scale, self.tanh, self.blank)
+        return self.copy(stay=stay)
 
     def get_config(self):
         return {

@@ -57,7 +57,9 @@ class CTCHead(Head):
         """Greedy for ``beam_width`` 1, else a prefix beam search of that width."""
         (logits,) = frames
         logits = np.asarray(logits, dtype=np.float32)
-        return beam_search(logits, beam_width) if beam_width > 1 else greedy(logits)
+        if beam_width > 1:
+            return beam_search(logits, beam_width, table=self.qscore_table)
+        return greedy(logits, self.qscore_table)
 
     def feasible(self, references, lengths, frames):
         """Labels plus a blank between each repeated pair fit in the frames."""
@@ -67,18 +69,18 @@ class CTCHead(Head):
         return (lengths > 0) & (lengths + repeats <= frames)
 
 
-def greedy(logits: np.ndarray) -> Decoded:
-    """Best label per frame, repeats merged, blanks dropped."""
+def greedy(logits: np.ndarray, table=None) -> Decoded:
+    """Best label per frame, repeats merged, blanks dropped (qualities: see :func:`decoded`)."""
     best = logits.argmax(axis=-1)
     new = np.ones(len(best), dtype=bool)
     new[1:] = best[1:] != best[:-1]
     at = np.flatnonzero(new & (best > 0))
     codes = best[at]
     p = np.exp(log_softmax(logits[at]))[np.arange(len(at)), codes]
-    return decoded(len(logits), at, codes, p)
+    return decoded(len(logits), at, codes, p, table)
 
 
-def beam_search(logits: np.ndarray, width: int = 5, cut: float = 1e-3) -> Decoded:
+def beam_search(logits: np.ndarray, width: int = 5, cut: float = 1e-3, table=None) -> Decoded:
     """CTC prefix beam search (fast-ctc-decode)."""
     from fast_ctc_decode import beam_search as search
 
@@ -86,4 +88,4 @@ def beam_search(logits: np.ndarray, width: int = 5, cut: float = 1e-3) -> Decode
     sequence, path = search(posteriors, ALPHABET, beam_size=width, beam_cut_threshold=cut)
     at = np.asarray(path, dtype=np.int64)
     codes = np.array([ALPHABET.index(b) for b in sequence], dtype=np.int64)
-    return decoded(len(posteriors), at, codes, posteriors[at, codes])
+    return decoded(len(posteriors), at, codes, posteriors[at, codes], table)

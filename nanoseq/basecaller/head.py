@@ -18,6 +18,7 @@ model) that also knows:
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar, NamedTuple
 
 import keras
@@ -38,22 +39,39 @@ class Decoded(NamedTuple):
     moves: np.ndarray
 
 
-def decoded(frames: int, at: np.ndarray, codes: np.ndarray, p: np.ndarray) -> Decoded:
+def decoded(frames: int, at: np.ndarray, codes: np.ndarray, p: np.ndarray, table=None) -> Decoded:
     """Bases ``codes`` (1..4) emitted at frames ``at`` of ``frames``, each right with probability
-    ``p``."""
+    ``p``: its quality -10 log10(1 - p), rounded, from 1 to :data:`MAX_QSCORE`, or what the
+    head's calibration ``table`` makes of that."""
     error = np.clip(1.0 - p, 10 ** (-MAX_QSCORE / 10), 1.0)
     qualities = np.clip(np.rint(-10 * np.log10(error)), 1, MAX_QSCORE).astype(np.uint8)
+    if table is not None:
+        qualities = np.asarray(table, dtype=np.uint8)[qualities]
     moves = np.zeros(frames, dtype=np.uint8)
     moves[at] = 1
     return Decoded("".join(ALPHABET[c] for c in codes), qualities, moves)
 
 
 class Head(keras.losses.Loss):
-    """The base of the heads; see the module's docstring."""
+    """The base of the heads; see the module's docstring. ``qscore_table`` maps a base's
+    posterior quality (0 to :data:`MAX_QSCORE`) to the quality it is reported at: fitted after
+    training so that a base called at Q20 is wrong one time in a hundred
+    (:meth:`with_fitted_qualities`); None keeps the posterior's."""
 
     kind: ClassVar[str]  # the name `--head` takes
     classes: int  # a head's class or the head itself (a CRF's state length) says
     skip: int = 0
+
+    def __init__(self, qscore_table: list[int] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.qscore_table = None if qscore_table is None else [int(q) for q in qscore_table]
+
+    def get_config(self):
+        return {**super().get_config(), "qscore_table": self.qscore_table}
+
+    def copy(self, **changes) -> Head:
+        """This head with some of its settings changed."""
+        return type(self).from_config({**self.get_config(), **changes})
 
     def frames(self, scores, beam_width: int = 1) -> tuple:
         raise NotImplementedError
@@ -86,9 +104,61 @@ class Head(keras.losses.Loss):
         """This head tuned to decode ``scores`` (validation chunks) as ``truths``; as it is."""
         return self
 
+    def with_fitted_qualities(self, scores, truths: list[str], batch_size: int = 64) -> Head:
+        """This head with the quality table under which the bases it calls of ``scores`` are as
+        often wrong as their qualities say: per posterior quality, the measured error of the
+        calls aligned to ``truths`` (edlib), made monotone (pooled where it falls, weighted by
+        the bases each quality holds); qualities seen too rarely take their neighbours'."""
+        raw = self.copy(qscore_table=None)
+        bases, errors = np.zeros(MAX_QSCORE + 1), np.zeros(MAX_QSCORE + 1)
+        calls = raw.decode_scores(scores, batch_size=batch_size)
+        for call, truth in zip(calls, truths, strict=True):
+            np.add.at(bases, call.qualities, 1)
+            np.add.at(errors, call.qualities[wrong_bases(call.sequence, truth)], 1)
+        seen = np.flatnonzero(bases >= MIN_BASES)
+        if not len(seen):
+            return self
+        measured = -10 * np.log10((errors[seen] + 0.5) / (bases[seen] + 1.0))
+        fitted = monotone(measured, bases[seen])
+        table = np.interp(np.arange(MAX_QSCORE + 1), seen, fitted)
+        return self.copy(qscore_table=np.clip(np.rint(table), 1, MAX_QSCORE).astype(int).tolist())
+
     def truth(self, labels: np.ndarray) -> str:
         """What a call of a chunk labelled ``labels`` (codes, 0 padded) should be."""
         return "".join(ALPHABET[c] for c in labels if c)[self.skip :]
+
+
+MIN_BASES = 100  # bases a quality needs to count in the fit
+
+
+def monotone(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The non-decreasing sequence nearest ``values`` (weighted least squares: pool adjacent
+    values that fall)."""
+    blocks: list[list[float]] = []  # [mean, weight, count]
+    for value, weight in zip(values, weights, strict=True):
+        blocks.append([float(value), float(weight), 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            (m1, w1, n1), (m2, w2, n2) = blocks[-2], blocks.pop()
+            blocks[-1] = [(m1 * w1 + m2 * w2) / (w1 + w2), w1 + w2, n1 + n2]
+    return np.concatenate([np.full(n, m) for m, _, n in blocks])
+
+
+def wrong_bases(call: str, truth: str) -> np.ndarray:
+    """Which bases of ``call`` are wrong against ``truth``: mismatched or inserted (edlib's
+    global alignment)."""
+    import edlib
+
+    wrong = np.zeros(len(call), dtype=bool)
+    if not call or not truth:
+        return wrong | (not truth)
+    cigar = edlib.align(call, truth, task="path")["cigar"] or ""
+    at = 0
+    for length, op in re.findall(r"(\d+)([=XID])", cigar):
+        length = int(length)
+        if op in "=XI":
+            wrong[at : at + length] = op != "="
+            at += length
+    return wrong
 
 
 def _frames(head: Head, scores, beam_width: int = 1):

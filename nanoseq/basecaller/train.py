@@ -66,14 +66,17 @@ def truths(head, references: np.ndarray) -> list[str]:
 
 
 def calibrate(path, chunk_set: ChunkSet, batch_size: int) -> None:
-    """Calibrate the head of the model saved at ``path`` on ``chunk_set``, and save it."""
+    """Calibrate the head of the model saved at ``path`` on ``chunk_set`` (its decoding, then
+    its qualities), and save it."""
     model = load_model(str(path))
     chunks, references = model_arrays(chunk_set)
     scores = model.predict(chunks, batch_size=batch_size, verbose=0)
-    head = model.head.calibrated(scores, truths(model.head, references), batch_size)
-    if head is not model.head:
-        model.head = head
-        save(model, path)
+    truth = truths(model.head, references)
+    head = model.head.calibrated(scores, truth, batch_size)
+    head = head.with_fitted_qualities(scores, truth, batch_size)
+    log.info("qualities, fitted: %s", head.qscore_table)
+    model.head = head
+    save(model, path)
 
 
 def train_basecaller(

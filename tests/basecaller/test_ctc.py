@@ -66,3 +66,35 @@ def test_beam_finds_the_likelier_labelling_than_the_best_path():
 def test_log_softmax_normalises():
     x = np.random.default_rng(1).normal(size=(7, 5)).astype(np.float32) * 10
     np.testing.assert_allclose(np.exp(log_softmax(x)).sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_qualities_are_fitted_to_the_errors_they_predict():
+    """Chunks whose bases have a posterior quality of 5 are wrong one time in 10 (Q10), those at
+    10 one time in 100 (Q20): the fitted table reports them so."""
+    from nanoseq.basecaller.head import wrong_bases
+
+    assert wrong_bases("ACGTT", "ACCTT").tolist() == [False, False, True, False, False]
+    assert wrong_bases("ACGGT", "ACGT").sum() == 1  # one inserted base
+    rng = np.random.default_rng(0)
+    scores, truths = [], []
+    for chunk in range(400):
+        raw_q = 5 if chunk % 2 else 10
+        p = 1 - 10 ** (-raw_q / 10)
+        bases = rng.integers(1, 5, 100)
+        path = np.zeros(200, np.int64)
+        path[::2] = bases  # a blank between bases
+        logits = np.full((200, 5), np.log((1 - p) / 4), np.float32)
+        logits[np.arange(200), path] = np.log(p)
+        logits[1::2, 0] = 10.0  # blanks sure
+        truth = bases.copy()
+        flips = rng.random(100) < 10 ** (-2 * raw_q / 10)
+        truth[flips] = truth[flips] % 4 + 1
+        scores.append(logits)
+        truths.append("".join("NACGT"[c] for c in truth))
+    head = CTCHead().with_fitted_qualities(np.stack(scores), truths)
+    table = head.qscore_table
+    assert len(table) == 51 and table == sorted(table)  # monotone
+    assert 8 <= table[5] <= 12 and 17 <= table[10] <= 23
+    assert CTCHead.from_config(head.get_config()).qscore_table == table
+    _, qualities, _ = head.decode((scores[0],), 1)  # a chunk at raw Q10: reported about Q20
+    assert set(qualities.tolist()) == {table[10]}
