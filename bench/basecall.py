@@ -16,6 +16,11 @@ padding, so the longer stream is nearer to the steady state of a whole run. Memo
 one run as `nanoseq basecall` makes it (beam --beam-width, a fresh process): peak RSS after the
 input once and after it four times over (flat = bounded); `peak_rss_mb_all_passes` is this
 process's, which holds the compiled model of both widths and every batch shape at once.
+`start_to_first_read_s`: a fresh process, from its start to its first read called. The anchor,
+deepnano-blitz (w96, beam 5, the same threads; ../shared/anchors), runs on the same reads in the
+same run where it builds (`anchor.why` says why not), scored the same way; its samples/s are
+of its whole process, start-up included, and `end_to_end_over_anchor` is nanoseq's beam-5
+samples/s over its.
 """
 
 from __future__ import annotations
@@ -167,7 +172,47 @@ def main() -> None:
     run += ["--beam-width", str(args.beam_width)]
     result.update(json.loads(subprocess.run(run, capture_output=True, check=True).stdout))
     result["threads"] = args.threads
+    result["start_to_first_read_s"] = first_read_seconds(args)
+    result["anchor"] = anchor(args, work)
+    if "samples_per_s" in result["anchor"]:
+        result["end_to_end_over_anchor"] = round(
+            result["beam"]["samples_per_s"] / result["anchor"]["samples_per_s"], 3
+        )
     print(json.dumps(result), flush=True)
+
+
+def first_read_seconds(args) -> float:
+    """Seconds from a fresh process's start to its first read called (imports, loading and
+    compiling included), as `nanoseq basecall` starts: the start-up a per-file job pays."""
+    code = (
+        "import time; t = time.perf_counter()\n"
+        "from nanoseq.basecaller.pipeline import basecall\n"
+        "from nanoseq.signal.readers import read_signal\n"
+        f"next(basecall(read_signal([{args.reads!r}]), {args.model or 'auto'!r}))\n"
+        "print(time.perf_counter() - t)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return round(float(out.stdout.split()[-1]), 2)
+
+
+def anchor(args, work: Path) -> dict:
+    """deepnano-blitz (w96, beam 5) on the same reads and threads, scored the same way; or why
+    it did not run (its build needs rustc and pip)."""
+    from nanoseq.basecaller.evaluate import evaluate_calls
+
+    script = ROOT.parent / "shared" / "anchors" / "deepnano-blitz" / "run.sh"
+    if not script.exists():
+        return {"ran": False, "why": f"no {script}"}
+    out = work / "anchor.fastq"
+    command = ["bash", str(script), args.reads, str(out), "96", "5", str(args.threads)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"ran": False, "why": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    metrics = evaluate_calls(out, args.reference, work / "anchor.json", work / "anchor.tsv")
+    figures["median_identity"] = round(metrics["median_identity"], 4)
+    figures["mapped_fraction"] = round(metrics["mapped_fraction"], 4)
+    return {"ran": True, **figures}
 
 
 if __name__ == "__main__":
