@@ -11,13 +11,14 @@ from nanoseq.errors import InputError
 
 
 def import_keras():
-    """Import Keras (and its backend). TensorFlow's C++ log lines (start-up oneDNN and CUDA
-    probes, run-time notices) are dropped unless every library logs at debug level (``-vvv``);
-    its errors still reach Python as exceptions."""
+    """Import Keras (and its backend). TensorFlow's log lines (C++: start-up oneDNN and CUDA
+    probes, run-time notices; Python: retracing notices) are dropped unless every library logs
+    at debug level (``-vvv``); its errors still reach Python as exceptions."""
     if "keras" in sys.modules or logging.getLogger().isEnabledFor(logging.DEBUG):
         import keras
 
         return keras
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ notices, incl. run-time ones
     sys.stderr.flush()
     saved = os.dup(2)
