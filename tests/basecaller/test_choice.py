@@ -77,6 +77,7 @@ def test_models_lists_chemistry_and_sample_rate():
     assert lines[0].split("\t") == ["name", "family", "chemistry", "sample_rate", "card"]
     rows = {line.split("\t")[0]: line.split("\t") for line in lines[1:]}
     assert rows["dna_r941_lambda"][1:4] == ["basecaller", R941, "4000"]
+    assert rows["dna_r1041_e82_400bps"][1:4] == ["basecaller", R1041, "4000"]
     assert rows["char_tinyshakespeare"][1] == "language model"
 
 
@@ -127,3 +128,35 @@ def test_real_reads_at_other_rates_are_called(sample_dir):
 
     ((_, call),) = basecall([read], "dna_r941_lambda", 1)
     assert call.stride == 4 and call.moves.sum() == len(call.sequence) > 1000
+
+
+R10_MODEL = "dna_r1041_e82_400bps"
+
+
+@pytest.mark.slow
+def test_a_mixed_folder_goes_model_by_model(sample_dir, tmp_path):
+    """R9.4.1 and R10.4.1 reads in one folder: each called by its chemistry's model, as that
+    model alone calls them."""
+    import shutil
+
+    from nanoseq.basecaller.pipeline import basecall
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name in ("reads/lambda.pod5", "formats/r1041_4khz.blow5"):
+        shutil.copy(sample_dir / name, folder)
+    reads = list(read_signal([folder]))
+    mixed = {read.read_id: (read.chemistry, call.sequence) for read, call in basecall(reads)}
+    assert sorted(chemistry for chemistry, _ in mixed.values()) == [R1041] * 8 + [R941] * 6
+    for model, chemistry in (("dna_r941_lambda", R941), (R10_MODEL, R1041)):
+        alone = [r for r in reads if r.chemistry == chemistry]
+        for read, call in basecall(alone, model):
+            assert mixed[read.read_id][1] == call.sequence
+
+
+def test_five_khz_r10_reads_pick_the_r10_model(shared_nanopore):
+    choice = ModelChoice()
+    read = next(iter(read_signal([shared_nanopore / "formats/r1041_5khz.pod5"])))
+    assert read.sample_rate == 5000 and read.chemistry == R1041
+    model = choice.choose(read)
+    assert model.metadata["chemistry"] == R1041 and model.metadata["sample_rate"] == 4000

@@ -54,7 +54,9 @@ def test_loading_by_path_and_by_family(tmp_path):
     assert isinstance(Basecaller.from_preset(str(path)), Basecaller)
     with pytest.raises(InputError, match="is a language model; this needs a basecaller"):
         Basecaller.from_preset("char_tinyshakespeare")
-    with pytest.raises(InputError, match=r"nor a bundled basecaller \(dna_r941_lambda\)"):
+    with pytest.raises(
+        InputError, match=r"nor a bundled basecaller \(dna_r1041_e82_400bps, dna_r941"
+    ):
         Basecaller.from_preset("no_such_model")
 
 
