@@ -48,13 +48,14 @@ def predecessor(state, k, states: int):
     return k * (states // N_BASE) + state // N_BASE
 
 
-def move_scores(head, scale: float = SCALE, tanh: bool = True):
+def move_scores(head, scale: float = SCALE, tanh: bool = True, clamp: float | None = None):
     """Head output ``(batch, frames, states * 4)`` -> move scores ``(batch, frames, states, 4)``:
     ``[b, t, s, k]`` scores entering state ``s`` at frame ``t`` from ``predecessor(s, k)``;
-    ``scale * tanh(head)`` (or ``scale * head``)."""
+    ``scale * tanh(head)`` (or ``scale * head``), within ``+-clamp`` if given (ONT's v4)."""
     shape = ops.shape(head)
     head = ops.reshape(head, (shape[0], shape[1], head.shape[-1] // N_BASE, N_BASE))
-    return scale * (ops.tanh(head) if tanh else head)
+    moves = scale * (ops.tanh(head) if tanh else head)
+    return moves if clamp is None else ops.clip(moves, -clamp, clamp)
 
 
 def _time_major(x):
@@ -162,19 +163,16 @@ def _scan(step, init, xs, reverse=False):
     return carry, tf.nest.pack_sequence_as(probe, [o.stack() for o in outputs])
 
 
-def path_and_posteriors(
-    head, stay: float = STAY, width: int = 1, scale: float = SCALE, tanh: bool = True, blank=STAY
-):
-    """What decoding a batch of head outputs takes, per frame: the called path ``(batch,
-    frames)`` int8 (0 stay, else the code 1..4 of the base its move emits) and the posterior
-    probability of a move emitting A, C, G, T ``(batch, frames, 4)``, staying scored ``blank``
-    as in training. The path is the best one with staying scored ``stay``, or with ``width``
-    > 1 that of a beam search (see :class:`Beam`) back from its final state. One scan forward
-    (Viterbi's, and the forward sums), one back (the path's trace or the beam, and the backward
-    sums), and for a beam its trace. The sums run in
-    probabilities scaled to 1 each frame, not logarithms: only products and sums, the dearer exp
-    and log once a frame."""
-    moves = _time_major(move_scores(ops.cast(head, "float32"), scale, tanh))
+def path_and_posteriors(moves, stay: float = STAY, width: int = 1, blank: float = STAY):
+    """What decoding a batch of move scores (:func:`move_scores`) takes, per frame: the called
+    path ``(batch, frames)`` int8 (0 stay, else the code 1..4 of the base its move emits) and
+    the posterior probability of a move emitting A, C, G, T ``(batch, frames, 4)``, staying
+    scored ``blank`` as in training. The path is the best one with staying scored ``stay``, or
+    with ``width`` > 1 that of a beam search (see :class:`Beam`) back from its final state. One
+    scan forward (Viterbi's, and the forward sums), one back (the path's trace or the beam, and
+    the backward sums), and for a beam its trace. The sums run in probabilities scaled to 1
+    each frame, not logarithms: only products and sums, the dearer exp and log once a frame."""
+    moves = _time_major(moves)
     batch, states = ops.shape(moves)[1], states_of(moves)
     kept = math.exp(blank)
 
@@ -312,7 +310,8 @@ STAYS = tuple(-i / 8 for i in range(9))  # the stay scores calibration tries, fr
 class CRFHead(Head):
     """A CRF head over states of the last ``state_len`` bases: 4 ** (state_len + 1) scores a
     frame, moves scored ``scale * tanh(score)`` (or ``scale * score`` without ``tanh``),
-    staying ``blank`` (nanoseq's own heads: 3, 5, tanh, 2; ONT's: as their config says).
+    staying ``blank``, moves within ``+-clamp`` where given (nanoseq's own heads: 3, 5, tanh,
+    2, none; ONT's: as their config says).
     ``stay`` is the stay score decoding's best path takes (calibrated after training; default
     ``blank``); the posteriors and the beam keep ``blank``."""
 
@@ -325,26 +324,32 @@ class CRFHead(Head):
         scale: float = SCALE,
         tanh: bool = True,
         blank: float = STAY,
+        clamp: float | None = None,
         name="crf",
         **kwargs,
     ):
         super().__init__(name=name, **kwargs)
         self.state_len, self.scale, self.tanh = int(state_len), float(scale), bool(tanh)
         self.blank = float(blank)
+        self.clamp = None if clamp is None else float(clamp)
         self.stay = self.blank if stay is None else float(stay)
         self.classes = N_BASE ** (self.state_len + 1)
         self.skip = self.state_len
 
     def call(self, labels, scores):
         """Negative log-likelihood per chunk: log Z - log score(labels)."""
-        moves = move_scores(ops.cast(scores, "float32"), self.scale, self.tanh)
+        moves = self.moves(scores)
         return log_partition(moves, self.blank) - log_label_score(
             moves, labels, self.state_len, self.blank
         )
 
     def frames(self, scores, beam_width: int = 1) -> tuple:
         """The called path (best, or a beam search's) and the move posteriors."""
-        return path_and_posteriors(scores, self.stay, beam_width, self.scale, self.tanh, self.blank)
+        return path_and_posteriors(self.moves(scores), self.stay, beam_width, self.blank)
+
+    def moves(self, scores):
+        """The move scores of the model's output ``scores``."""
+        return move_scores(ops.cast(scores, "float32"), self.scale, self.tanh, self.clamp)
 
     def decode(self, frames: tuple, beam_width: int = 1) -> Decoded:
         """A base at each move of the path. Its quality is the posterior of a move emitting
@@ -393,4 +398,5 @@ class CRFHead(Head):
             "scale": self.scale,
             "tanh": self.tanh,
             "blank": self.blank,
+            "clamp": self.clamp,
         }

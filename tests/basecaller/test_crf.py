@@ -102,8 +102,8 @@ def test_beam_search_finds_the_most_probable_sequence():
     frames, rows = 4, 4
     head = np.random.default_rng(2).normal(size=(rows, frames, 256)) * 0.3 + 0.3
     moves = keras.ops.convert_to_numpy(crf.move_scores(head.astype("float32")))
-    viterbi = keras.ops.convert_to_numpy(crf.path_and_posteriors(head)[0])
-    called = keras.ops.convert_to_numpy(crf.path_and_posteriors(head, width=400)[0])
+    viterbi = keras.ops.convert_to_numpy(crf.path_and_posteriors(moves)[0])
+    called = keras.ops.convert_to_numpy(crf.path_and_posteriors(moves, width=400)[0])
     differ = 0
     for row in range(rows):
         paths = []  # score, actions, end state, bases (the start state's three, then each move's)
