@@ -56,7 +56,12 @@ class SignalBackbone(keras.Model):
             self.dtype_policy = keras.dtype_policies.get(dtype)
         self.filters, self.kernels, self.strides = list(filters), list(kernels), list(strides)
         self.rnn, self.units, self.layers_count = rnn, units, layers
-        self.stride = math.prod(strides)  # samples per feature step
+        self.stride = self.total_stride({"strides": strides})
+
+    @staticmethod
+    def total_stride(config: dict) -> int:
+        """Samples per feature step of the backbone of ``config``."""
+        return math.prod(config.get("strides", STRIDES))
 
     def get_config(self):
         return {
@@ -74,3 +79,9 @@ class SignalBackbone(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def backbone_stride(serialized: dict) -> int:
+    """The total stride of a saved backbone (its serialized config), without building it."""
+    cls = keras.saving.get_registered_object(serialized["registered_name"])
+    return cls.total_stride(serialized["config"])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from nanoseq.basecaller import crf, ctc  # noqa: F401 (registers the heads)
+from nanoseq.basecaller import crf, ctc, serial  # noqa: F401 (registers heads, backbones)
 from nanoseq.basecaller.backbone import SignalBackbone
 from nanoseq.basecaller.head import Decoded, Head, make_head
 from nanoseq.models import DEFAULT_BEAM_WIDTH, Task
@@ -109,6 +109,6 @@ class Basecaller(Task, keras.Model):
 
     def _rebuilt(self, head, upsample: int) -> Basecaller:
         """A model of this backbone's config and weights, under a new dense head."""
-        backbone = SignalBackbone.from_config(self.backbone.get_config())
+        backbone = type(self.backbone).from_config(self.backbone.get_config())
         backbone.set_weights(self.backbone.get_weights())
         return Basecaller(backbone, head, upsample, self.metadata)
