@@ -17,7 +17,7 @@ import math
 import keras
 import numpy as np
 
-from nanoseq.basecaller.backbone import STRIDES, SignalBackbone
+from nanoseq.basecaller.backbone import STRIDES, SignalBackbone, backbone_stride
 from nanoseq.basecaller.head import make_head
 from nanoseq.basecaller.model import Basecaller
 from nanoseq.metrics import median_accuracy
@@ -119,10 +119,13 @@ def train_basecaller(
     # read from the saved config, not the model: loading one starts TensorFlow, which
     # multi-worker training must configure first
     config = saved_config(init, "basecaller") if init else None
-    kind = head or (keras.saving.deserialize_keras_object(config["head"]).kind if config else "ctc")
+    own = keras.saving.deserialize_keras_object(config["head"]) if config else None
+    kind = head or (own.kind if own else "ctc")
     upsample = upsample or (config["upsample"] if config else 1)
-    strides = (
-        config["backbone"]["config"]["strides"] if config else backbone.get("strides", STRIDES)
+    stride = (
+        backbone_stride(config["backbone"])
+        if config
+        else math.prod(backbone.get("strides", STRIDES))
     )
 
     def build():
@@ -139,8 +142,9 @@ def train_basecaller(
         model.metadata.update(metadata)
         return model
 
-    frames = upsample * n_frames(train.chunk_size, math.prod(strides))
-    loss = make_head(kind)  # a head's loss does not depend on its decoding settings
+    frames = upsample * n_frames(train.chunk_size, stride)
+    # the model's own head scores as it was trained (an imported CRF: its state length, scale)
+    loss = own if own and own.kind == kind else make_head(kind)
     ok = loss.feasible(train.references, train.reference_lengths, frames)
     if not ok.all():
         log.info("dropping %d training chunks the %s loss cannot align", (~ok).sum(), kind)
