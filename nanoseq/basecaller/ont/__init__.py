@@ -1,0 +1,1 @@
+"""ONT's basecallers (dorado's and bonito's model folders) as nanoseq models."""

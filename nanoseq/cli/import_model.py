@@ -1,0 +1,35 @@
+"""``nanoseq import``: a dorado or bonito model folder as a nanoseq basecaller (``.keras``)."""
+
+from __future__ import annotations
+
+import click
+
+from nanoseq.cli.options import PATH, POSITIVE
+
+
+@click.command("import")
+@click.argument("folder", type=click.Path())
+@click.option("-o", "--output", type=PATH, required=True, help="The model to write (.keras).")
+@click.option("--chemistry", help="The reads' chemistry, where the folder's name says none.")
+@click.option("--sample-rate", type=POSITIVE, help="Hz, where the config says none.")
+def import_model(folder, output, chemistry, sample_rate):
+    """Import FOLDER, a model that `dorado download` or `bonito download` wrote (config.toml and
+    its weights), as a Keras basecaller: `nanoseq basecall -m OUTPUT` calls with it, `train
+    basecaller --init OUTPUT` fine-tunes it. LSTM models (v3-v4) and transformers (v5)."""
+    from pathlib import Path
+
+    from nanoseq.basecaller.ont.importer import import_model
+    from nanoseq.errors import InputError
+    from nanoseq.training import save
+
+    if not output.endswith(".keras"):
+        raise InputError(f"{output}: the model file must end in .keras")
+    model = import_model(folder, chemistry, sample_rate)
+    save(model, Path(output))
+    metadata = model.metadata
+    click.echo(
+        f"[nanoseq] imported {metadata['name']}: {metadata['chemistry']} at "
+        f"{metadata['sample_rate']:g} Hz, {model.count_params():,} parameters, CRF state length "
+        f"{model.head.state_len} -> {output}",
+        err=True,
+    )
