@@ -24,9 +24,9 @@ TINY = dict(
 )
 
 
-HEADS = {  # nanoseq's own, and ONT-like heads of longer states (no tanh, another blank)
+HEADS = {  # nanoseq's own, and ONT-like heads of longer states (no tanh, another blank, clamped)
     3: CRFHead(),
-    4: CRFHead(state_len=4, scale=1.0, tanh=False, blank=1.0),
+    4: CRFHead(state_len=4, scale=1.0, tanh=False, blank=1.0, clamp=0.8),
     5: CRFHead(state_len=5, scale=2.0, tanh=True, blank=0.5),
 }
 
@@ -38,7 +38,7 @@ def paths(request):
     head = HEADS[request.param]
     states = 4**head.state_len
     scores = np.random.default_rng(0).normal(size=(2, FRAMES, head.classes)).astype("float32")
-    moves = keras.ops.convert_to_numpy(crf.move_scores(scores, head.scale, head.tanh))
+    moves = keras.ops.convert_to_numpy(head.moves(scores))
     found = []
     for row in range(2):
         for start in range(states):
