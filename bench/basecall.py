@@ -1,6 +1,7 @@
 """Basecalling benchmark: accuracy and speed of a model on real held-out reads. One JSON line.
 
     python bench/basecall.py [--model NAME|PATH] [--reads heldout.pod5] [--threads 2]
+                             [--beside NAME|PATH]
 
 Defaults: the bundled model on ../shared/data/nanopore/lambda_r941/heldout.pod5, scored against
 lambda.fasta with `nanoseq evaluate`'s code (mappy map-ont, median identity, unmapped = 0).
@@ -20,7 +21,8 @@ process's, which holds the compiled model of both widths and every batch shape a
 deepnano-blitz (w96, beam 5, the same threads; ../shared/anchors), runs on the same reads in the
 same run where it builds (`anchor.why` says why not), scored the same way; its samples/s are
 of its whole process, start-up included, and `end_to_end_over_anchor` is nanoseq's beam-5
-samples/s over its.
+samples/s over its. `--beside MODEL` (e.g. one `nanoseq import` made of an ONT model) runs
+greedy and beam through the same passes in the same run: `beside.*_speed_over_model`.
 """
 
 from __future__ import annotations
@@ -90,14 +92,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="Default: basecall's.")
     parser.add_argument("--beam-width", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2, help="Reader/decoder threads.")
+    parser.add_argument("--beside", help="Another model to time on the same reads, same run.")
     parser.add_argument("--memory-run", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
-    from nanoseq.basecaller.evaluate import evaluate_calls
     from nanoseq.basecaller.model import Basecaller
     from nanoseq.basecaller.pipeline import BATCH_SIZE, Runner, Windows, basecall, prepare
-    from nanoseq.io import CallsWriter
     from nanoseq.models import DEFAULT_BASECALLER
     from nanoseq.runtime import set_threads
     from nanoseq.signal.readers import read_signal
@@ -118,34 +119,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp())
     runs = [("greedy", 1, 1), ("beam", args.beam_width, 1), ("greedy_workers", 1, args.workers)]
     for label, width, workers in runs:
-        out = work / f"{label}.fastq"
-        timing: dict = {}
-        start = time.perf_counter()
-        bases = 0
-        with CallsWriter(out) as writer:
-            for read, call in basecall(
-                read_signal([args.reads]),
-                model,
-                width,
-                args.batch_size,
-                workers=workers,
-                timing=timing,
-            ):
-                writer.write(read, call)
-                bases += len(call.sequence)
-        seconds = time.perf_counter() - start
-        metrics = evaluate_calls(out, args.reference, work / f"{label}.json", work / f"{label}.tsv")
-        result[label] = {
-            "beam_width": width,
-            "workers": workers,
-            "model_busy_share": round(timing["model_seconds"] / seconds, 3),
-            "seconds": round(seconds, 3),
-            "samples_per_s": round(samples / seconds),
-            "bases_per_s": round(bases / seconds),
-            "median_identity": round(metrics["median_identity"], 4),
-            "mean_identity": round(metrics["mean_identity"], 4),
-            "mapped_fraction": round(metrics["mapped_fraction"], 4),
-        }
+        result[label] = timed_run(args, model, samples, width, workers, work / label)
     if "beam" in result:
         result["beam_over_greedy_time"] = round(
             result["beam"]["seconds"] / result["greedy"]["seconds"], 3
@@ -173,12 +147,66 @@ def main() -> None:
     result.update(json.loads(subprocess.run(run, capture_output=True, check=True).stdout))
     result["threads"] = args.threads
     result["start_to_first_read_s"] = first_read_seconds(args)
+    if args.beside:
+        result["beside"] = beside(args, reads, samples, result, work)
     result["anchor"] = anchor(args, work)
     if "samples_per_s" in result["anchor"]:
         result["end_to_end_over_anchor"] = round(
             result["beam"]["samples_per_s"] / result["anchor"]["samples_per_s"], 3
         )
     print(json.dumps(result), flush=True)
+
+
+def timed_run(args, model, samples: int, width: int, workers: int, out: Path) -> dict:
+    """One end-to-end pass over ``args.reads`` (FASTQ written), timed and scored."""
+    from nanoseq.basecaller.evaluate import evaluate_calls
+    from nanoseq.basecaller.pipeline import basecall
+    from nanoseq.io import CallsWriter
+    from nanoseq.signal.readers import read_signal
+
+    timing: dict = {}
+    start = time.perf_counter()
+    bases = 0
+    fastq = out.with_suffix(".fastq")
+    with CallsWriter(fastq) as writer:
+        for read, call in basecall(
+            read_signal([args.reads]), model, width, args.batch_size, workers=workers, timing=timing
+        ):
+            writer.write(read, call)
+            bases += len(call.sequence)
+    seconds = time.perf_counter() - start
+    metrics = evaluate_calls(
+        fastq, args.reference, out.with_suffix(".json"), out.with_suffix(".tsv")
+    )
+    return {
+        "beam_width": width,
+        "workers": workers,
+        "model_busy_share": round(timing["model_seconds"] / seconds, 3),
+        "seconds": round(seconds, 3),
+        "samples_per_s": round(samples / seconds),
+        "bases_per_s": round(bases / seconds),
+        "median_identity": round(metrics["median_identity"], 4),
+        "mean_identity": round(metrics["mean_identity"], 4),
+        "mapped_fraction": round(metrics["mapped_fraction"], 4),
+    }
+
+
+def beside(args, reads, samples: int, result: dict, work: Path) -> dict:
+    """Another model (``--beside``, e.g. one `nanoseq import` made) through the same passes,
+    greedy and beam, in the same run; its speed over this one's."""
+    from nanoseq.basecaller.model import Basecaller
+    from nanoseq.basecaller.pipeline import basecall
+
+    other = Basecaller.from_preset(args.beside)
+    for width in (1, args.beam_width):  # warm-up: compile every batch shape
+        list(basecall(reads, other, width, args.batch_size))
+    found = {"model": args.beside, "parameters": other.count_params()}
+    for label, width in (("greedy", 1), ("beam", args.beam_width)):
+        found[label] = timed_run(args, other, samples, width, 1, work / f"beside_{label}")
+        found[f"{label}_speed_over_model"] = round(
+            found[label]["samples_per_s"] / result[label]["samples_per_s"], 3
+        )
+    return found
 
 
 def first_read_seconds(args) -> float:
