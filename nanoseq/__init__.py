@@ -17,6 +17,8 @@ model's softmax, a seq2seq decoder)::
     chunks = nanoseq.ChunkSet.load("chunks/")  # from `nanoseq prepare`
     nanoseq.train_basecaller(chunks, nanoseq.TrainingRun("run/", epochs=10), head="crf")
 
+    hac = nanoseq.import_ont_model("dna_r10.4.1_e8.2_400bps_hac@v4.3.0")  # dorado's folder
+
 ``basecall`` decodes as ``nanoseq basecall`` does (a beam of 5); ``basecall_files`` is that
 command's whole job (files in; FASTQ/SAM/BAM, summary and metrics out).
 
@@ -41,6 +43,8 @@ _PUBLIC = {
     "basecall_files": "nanoseq.basecaller.job",
     "Basecaller": "nanoseq.basecaller.model",
     "SignalBackbone": "nanoseq.basecaller.backbone",
+    "SerialBackbone": "nanoseq.basecaller.serial",
+    "import_ont_model": "nanoseq.basecaller.ont.importer",
     "CTCHead": "nanoseq.basecaller.ctc",
     "CRFHead": "nanoseq.basecaller.crf",
     "ChunkSet": "nanoseq.signal.labels",

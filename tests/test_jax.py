@@ -19,13 +19,13 @@ import sys
 sys.modules["tensorflow"] = None  # blocked: the JAX path must not need it
 import json, keras, numpy as np
 import nanoseq
-from nanoseq.basecaller.ont.importer import import_model
+from nanoseq.basecaller.ont.importer import import_ont_model
 from nanoseq.cli import main
 
 found = {"backend": keras.backend.backend()}
 calls = list(nanoseq.basecall(nanoseq.read_signal([sys.argv[1]])))
 found["bases"] = [len(call.sequence) for _, call in calls]
-ont = import_model(sys.argv[2])
+ont = import_ont_model(sys.argv[2])
 reference = np.load(sys.argv[2] + "/reference.npz")
 moves = keras.ops.convert_to_numpy(ont.head.moves(ont(reference["x"][:, :, None])))
 error = moves.reshape(reference["scores"].shape) - reference["scores"]

@@ -22,7 +22,7 @@ from nanoseq.errors import InputError, one_line
 COMMANDS = {
     "basecall": "nanoseq.cli.basecall:basecall",
     "evaluate": "nanoseq.cli.evaluate:evaluate",
-    "import": "nanoseq.cli.import_model:import_model",
+    "import": "nanoseq.cli.import_model:import_folder",
     "inspect": "nanoseq.cli.inspect:inspect",
     "lm": "nanoseq.cli.lm:lm",
     "seq2seq": "nanoseq.cli.seq2seq:seq2seq",

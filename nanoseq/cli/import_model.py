@@ -12,19 +12,19 @@ from nanoseq.cli.options import PATH, POSITIVE
 @click.option("-o", "--output", type=PATH, required=True, help="The model to write (.keras).")
 @click.option("--chemistry", help="The reads' chemistry, where the folder's name says none.")
 @click.option("--sample-rate", type=POSITIVE, help="Hz, where the config says none.")
-def import_model(folder, output, chemistry, sample_rate):
+def import_folder(folder, output, chemistry, sample_rate):
     """Import FOLDER, a model that `dorado download` or `bonito download` wrote (config.toml and
     its weights), as a Keras basecaller: `nanoseq basecall -m OUTPUT` calls with it, `train
     basecaller --init OUTPUT` fine-tunes it. LSTM models (v3-v4) and transformers (v5)."""
     from pathlib import Path
 
-    from nanoseq.basecaller.ont.importer import import_model
+    from nanoseq.basecaller.ont.importer import import_ont_model
     from nanoseq.errors import InputError
     from nanoseq.training import save
 
     if not output.endswith(".keras"):
         raise InputError(f"{output}: the model file must end in .keras")
-    model = import_model(folder, chemistry, sample_rate)
+    model = import_ont_model(folder, chemistry, sample_rate)
     save(model, Path(output))
     metadata = model.metadata
     click.echo(

@@ -12,7 +12,7 @@ import numpy as np
 import pysam
 import pytest
 
-from nanoseq.basecaller.ont.importer import import_model
+from nanoseq.basecaller.ont.importer import import_ont_model
 from nanoseq.basecaller.ont.torchfiles import read_tensor
 from nanoseq.errors import InputError
 
@@ -34,7 +34,7 @@ def test_each_fixture_imports_and_matches_bonito(name, tmp_path):
     """An old-style R9.4.1 fast model, a v4.2 hac (clamps, split head, CRF clamped), a v4.3
     hac (bonito's layout, batch norm folded here) and a v5 transformer (upsampled x2)."""
     reference = np.load(ONT / name / "reference.npz")
-    model = import_model(ONT / name)
+    model = import_ont_model(ONT / name)
     assert len(FIXTURES) == 4
     np.testing.assert_allclose(move_scores(model, reference["x"]), reference["scores"], atol=1e-5)
     model.save(tmp_path / "model.keras")
@@ -44,7 +44,7 @@ def test_each_fixture_imports_and_matches_bonito(name, tmp_path):
 
 
 def test_the_metadata_say_how_dorado_prepares_reads():
-    fast = import_model(FAST)
+    fast = import_ont_model(FAST)
     assert fast.metadata["chemistry"] == "dna_r9.4.1_e8" and fast.settings.sample_rate == 4000
     assert fast.settings.normalisation.method == "med_mad"  # dorado's rule for R9.4.1 names
     assert (fast.metadata["chunk_size"], fast.metadata["overlap"]) == (4000, 500)
@@ -56,14 +56,14 @@ def test_the_metadata_say_how_dorado_prepares_reads():
     )
     # [qscore] scale 0.94, bias -0.2, on each base: Q20 -> 18.6 -> 19
     assert fast.head.qscore_table[20] == 19
-    hac = import_model(ONT / "dna_r10.4.1_e8.2_400bps_hac@v4.3.0")
+    hac = import_ont_model(ONT / "dna_r10.4.1_e8.2_400bps_hac@v4.3.0")
     assert (
         hac.metadata["chemistry"] == "dna_r10.4.1_e8.2_400bps" and hac.settings.sample_rate == 5000
     )
     assert hac.settings.normalisation.to_dict() == {"method": "pa", "mean": 93.69, "sd": 23.51}
     assert (hac.metadata["chunk_size"], hac.metadata["overlap"]) == (9996, 498)  # whole steps of 6
     assert (hac.head.state_len, hac.head.scale, hac.head.tanh, hac.head.clamp) == (5, 1, False, 5)
-    v5 = import_model(ONT / "dna_r10.4.1_e8.2_400bps_sup@v5.0.0")
+    v5 = import_ont_model(ONT / "dna_r10.4.1_e8.2_400bps_sup@v5.0.0")
     assert v5.upsample == 2 and v5.stride == 6 and v5.input_stride == 12
     assert v5.metadata["imported_from"] == "dorado" and hac.metadata["imported_from"] == "bonito"
 
@@ -77,7 +77,7 @@ def test_an_imported_model_basecalls_end_to_end(sample_dir, tmp_path):
     calls = tmp_path / "calls.bam"
     result = invoke("basecall", sample_dir / "reads/lambda.pod5", "-m", model, "-o", calls)
     assert result.exit_code == 0, result.output
-    table = np.asarray(import_model(FAST).head.qscore_table)
+    table = np.asarray(import_ont_model(FAST).head.qscore_table)
     with pysam.AlignmentFile(str(calls), check_sq=False) as bam:
         reads = list(bam.fetch(until_eof=True))
     assert len(reads) == 6

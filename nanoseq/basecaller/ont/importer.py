@@ -56,7 +56,7 @@ class Weights:
     exported: bool
 
 
-def import_model(folder, chemistry_name: str | None = None, sample_rate=None) -> Basecaller:
+def import_ont_model(folder, chemistry_name: str | None = None, sample_rate=None) -> Basecaller:
     """The model in ``folder`` as a :class:`Basecaller`. ``chemistry_name`` and ``sample_rate``
     override what the folder's name and config say (needed where they say nothing)."""
     folder = Path(folder)
