@@ -136,6 +136,17 @@ def test_mean_qscore_in_error_space():
     assert Call("AC", np.array([10, 30], np.uint8)).mean_qscore == pytest.approx(12.967, 1e-3)
 
 
+def test_missing_bases_count_as_wrong_in_the_mean_qscore():
+    assert mean_qscore([20, 20], at_least=1) == pytest.approx(20.0)
+    assert mean_qscore([20, 20], at_least=4) == pytest.approx(-10 * np.log10((0.02 + 2) / 4))
+    assert mean_qscore([], at_least=3) == 0.0
+    # 29 sure bases over 40,000 samples (a flat signal's call): far below a real read
+    moves = np.zeros(10_000, np.uint8)
+    moves[::345] = 1
+    call = Call("A" * 29, np.full(29, 30), moves, stride=4)
+    assert call.mean_qscore < 1
+
+
 def test_call_rejects_mismatched_qualities():
     with pytest.raises(ValueError, match="3 qualities for 2 bases"):
         Call("AC", np.array([1, 2, 3], np.uint8))

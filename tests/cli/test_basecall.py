@@ -342,6 +342,51 @@ def test_simulate_random_genome_chunks_then_train_from_the_bundled_model(sample_
     np.testing.assert_allclose(trained.predict(x, verbose=0), expected, atol=1e-4)
 
 
+@pytest.mark.slow
+def test_signal_that_is_not_dna_scores_below_every_real_read(sample_dir, tmp_path):
+    """Flat, constant, noise, square waves, a sine and a drift (in a real read's calibration)
+    get a mean qscore below every real read's, in the summary as in the records."""
+    import uuid
+
+    from nanoseq.signal.readers import Read, read_signal
+    from nanoseq.signal.writers import write_signal
+
+    real = list(read_signal([sample_dir / "reads/lambda.pod5"]))
+    first, rng, t = real[0], np.random.default_rng(0), np.arange(20_000)
+    shapes = {
+        "constant": np.full(len(t), 90.0),
+        "flat": 90 + rng.normal(0, 0.5, len(t)),
+        "noise": 90 + rng.normal(0, 15, len(t)),
+        "square": np.where((t // 20) % 2, 110.0, 80.0),
+        "slow square": np.where((t // 400) % 2, 110.0, 80.0),
+        "sine": 90 + 20 * np.sin(t / 15),
+        "drift": np.linspace(60, 120, len(t)),
+    }
+    fake = [
+        Read(
+            str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
+            np.round(pa / first.scale - first.offset).astype(np.int16),
+            first.offset,
+            first.range,
+            first.digitisation,
+            first.sample_rate,
+            metadata=first.metadata,
+        )
+        for name, pa in shapes.items()
+    ]
+    write_signal([*real, *fake], tmp_path / "mixed.pod5")
+    out = tmp_path / "calls.fastq"
+    assert invoke("basecall", tmp_path / "mixed.pod5", "-o", out).exit_code == 0
+    with open(tmp_path / "calls.fastq.summary.tsv") as handle:
+        rows = {
+            r["read_id"]: float(r["mean_qscore_template"])
+            for r in csv.DictReader(handle, delimiter="\t")
+        }
+    lowest_real = min(rows[r.read_id] for r in real)
+    for name, read in zip(shapes, fake, strict=True):
+        assert rows[read.read_id] < lowest_real, (name, rows[read.read_id], lowest_real)
+
+
 def test_simulate_from_real_events_keeps_to_their_region(sample_dir, tmp_path):
     tombo = sample_dir / "labelled/tombo_lambda.fast5"
     sim = tmp_path / "sim"
