@@ -110,7 +110,8 @@ def basecall(
     model for each read's chemistry; a :class:`Basecaller`, or a bundled name or path, made for
     the reads' chemistry unless ``any_chemistry``; see :mod:`~nanoseq.basecaller.choice`) with a
     beam search of ``beam_width`` (1: greedy / best path). ``batch_size`` defaults to
-    :data:`BATCH_SIZE`, ``chunk_size`` and ``overlap`` to the model's."""
+    the model's (its metadata's ``batch_size``) or :data:`BATCH_SIZE`, ``chunk_size`` and
+    ``overlap`` to the model's."""
     choice = ModelChoice(model, any_chemistry)
     options = (beam_width, batch_size, chunk_size, overlap, trim, workers, timing)
     for chosen, run in itertools.groupby(reads, key=choice.choose):
@@ -130,7 +131,8 @@ def basecall_with(
 ) -> Iterator[tuple[Read, Call]]:
     """:func:`basecall`'s stages, for reads that one model calls."""
     windows = Windows.of(model, chunk_size, overlap)
-    runner = Runner(model, batch_size or BATCH_SIZE, windows.size, timing, beam_width)
+    batch_size = batch_size or model.metadata.get("batch_size", BATCH_SIZE)
+    runner = Runner(model, batch_size, windows.size, timing, beam_width)
     checked = rate_checked(reads, model.settings.sample_rate)
     prepared = threaded(partial(prepare, model=model, windows=windows, trim=trim), checked, workers)
     stitched = through_model(prepared, runner, windows)

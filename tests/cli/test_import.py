@@ -65,6 +65,7 @@ def test_the_metadata_say_how_dorado_prepares_reads():
     assert (hac.head.state_len, hac.head.scale, hac.head.tanh, hac.head.clamp) == (5, 1, False, 5)
     v5 = import_ont_model(ONT / "dna_r10.4.1_e8.2_400bps_sup@v5.0.0")
     assert v5.upsample == 2 and v5.stride == 6 and v5.input_stride == 12
+    assert v5.metadata["batch_size"] == 16 and "batch_size" not in hac.metadata
     assert v5.metadata["imported_from"] == "dorado" and hac.metadata["imported_from"] == "bonito"
 
 

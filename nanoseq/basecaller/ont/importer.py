@@ -31,6 +31,9 @@ from nanoseq.signal.chemistry import R941, UNKNOWN, chemistry
 from nanoseq.signal.normalize import Normalisation
 
 CHUNK_SIZE, OVERLAP = 10000, 500  # dorado's defaults where a config names none
+# windows a batch for transformers: their attention holds steps x steps scores a head and window
+# (a v5 model's 1,000 steps, 8 heads: 32 MB a window and layer)
+TRANSFORMER_BATCH = 16
 BN_EPS = 1e-5
 
 
@@ -77,6 +80,8 @@ def import_ont_model(folder, chemistry_name: str | None = None, sample_rate=None
     head = _head(crf.spec, state_len, clamp, config)
     kernel, bias, upsample = _head_weights(affine + [crf], weights, config_path)
     metadata = _metadata(folder, config, chemistry_name, sample_rate, backbone.stride)
+    if any(spec["type"] == "transformer" for spec in specs):
+        metadata["batch_size"] = TRANSFORMER_BATCH
     model = Basecaller(backbone, head, upsample, metadata)
     for i, layer in enumerate(body):
         _set_weights(model.backbone, i, layer, weights, config_path)
