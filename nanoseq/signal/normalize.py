@@ -18,12 +18,16 @@ def _as_signal(signal) -> np.ndarray:
     return x
 
 
+FLAT = 1e-6  # a spread below this (pA) is a constant signal's, not a read's
+
+
 def med_mad(signal, factor: float = 1.4826) -> tuple[float, float]:
-    """Median and ``factor`` * median absolute deviation; a zero scale becomes 1.0."""
+    """Median and ``factor`` * median absolute deviation; a scale below :data:`FLAT` (a
+    constant signal, or one whose spread would overflow float32 once divided) becomes 1.0."""
     x = _as_signal(signal).astype(np.float64)
     shift = float(np.median(x))
     scale = float(factor * np.median(np.abs(x - shift)))
-    return shift, (scale if scale > 0 else 1.0)
+    return shift, (scale if scale > FLAT else 1.0)
 
 
 def quantile(

@@ -41,6 +41,9 @@ def test_quantile_rule():
 
 def test_constant_signal_scale_guards():
     assert med_mad(np.full(50, 80.0, dtype=np.float32)) == (80.0, 1.0)
+    # a spread of one subnormal float (found by hypothesis): constant too, no overflow to inf
+    tiny = np.array([1, 1, 1, 1, 1, 1e-45, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0], np.float32)
+    assert med_mad(tiny)[1] == 1.0 and np.isfinite(normalise(tiny, "med_mad")[0]).all()
     assert quantile(np.full(50, 100.0, dtype=np.float32)) == (pytest.approx(102.0), 1.0)
     out, shift, scale = normalise(np.full(50, 80.0, dtype=np.float32))
     assert np.all(out == 0) and scale == 1.0
