@@ -23,7 +23,8 @@ from nanoseq.basecaller.ont.importer import import_ont_model
 from nanoseq.cli import main
 
 found = {"backend": keras.backend.backend()}
-calls = list(nanoseq.basecall(nanoseq.read_signal([sys.argv[1]])))
+first = next(iter(nanoseq.read_signal([sys.argv[1]])))
+calls = list(nanoseq.basecall([first], beam_width=1, batch_size=8))
 found["bases"] = [len(call.sequence) for _, call in calls]
 ont = import_ont_model(sys.argv[2])
 reference = np.load(sys.argv[2] + "/reference.npz")
@@ -55,6 +56,6 @@ def test_the_three_families_run_under_jax_without_tensorflow(sample_dir, tmp_pat
     assert run.returncode == 0, run.stderr[-2000:]
     found = json.loads(run.stdout.splitlines()[0])
     assert found["backend"] == "jax"
-    assert len(found["bases"]) == 6 and min(found["bases"]) > 100
+    assert len(found["bases"]) == 1 and found["bases"][0] > 1000
     assert found["ont_error"] < 1e-5
     assert run.stdout.splitlines()[1].startswith("ROMEO:")
