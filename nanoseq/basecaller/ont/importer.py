@@ -119,7 +119,7 @@ def _layers(config: dict, path: Path) -> tuple[list[Layer], int]:
     if not encoder:
         raise InputError(f"{path}: no model encoder in the config")
     if "type" not in encoder:  # old style: bonito's rnn_encoder
-        layers = _old_style(encoder, config.get("input", {}).get("features", 1), state_len)
+        layers = _old_style(encoder, state_len)
     else:
         layers = _flatten(encoder, "")
     for layer in layers:
@@ -130,7 +130,7 @@ def _layers(config: dict, path: Path) -> tuple[list[Layer], int]:
     return layers, int(state_len)
 
 
-def _old_style(encoder: dict, insize: int, state_len) -> list[Layer]:
+def _old_style(encoder: dict, state_len) -> list[Layer]:
     act = encoder.get("activation", "swish")
     convs = [
         (encoder.get("first_conv_size", 4), 5, 1),
