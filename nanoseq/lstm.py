@@ -1,16 +1,13 @@
-"""``keras.layers.LSTM`` with training and inference paths that are fast on CPUs.
+"""``keras.layers.LSTM`` with a training path that is fast on CPUs.
 
 Keras runs an LSTM on a CPU as a graph loop over its cell, and TensorFlow differentiates that
 loop op by op: on 2 CPU cores a 2x256 LSTM over 32 rows of 100 steps spends 0.75 s a training
-step, a quarter of it in the forward pass. Here, on TensorFlow without a GPU, the input
-projection of every step is one matrix product, the loop keeps only the recurrent product and
-one sigmoid over the four gates, and the backward pass is written out (the weight gradients
-again as whole-sequence products): 0.31 s for the same step under XLA, 0.39 s without.
-Inference runs the same cell (each step's input projected in the loop) without what the
-gradient keeps: the bundled basecaller's model alone, compiled, 13-18 % faster than through
-Keras's loop. Weights, configuration and results are
-Keras's own (the same to float32 rounding). Masks, dropout inside the layer, other activations
-and other backends use Keras's implementation, and so does a GPU (cuDNN).
+step, a quarter of it in the forward pass. Here, when training on TensorFlow without a GPU, the
+input projection of every step is one matrix product, the loop keeps only the recurrent product,
+and the backward pass is written out (the weight gradients again as whole-sequence products):
+0.31 s for the same step under XLA, 0.39 s without. Weights, configuration and results are
+Keras's own (the same to float32 rounding). Inference, masks, dropout inside the layer, other
+activations and other backends use Keras's implementation, and so does a GPU (cuDNN).
 """
 
 from __future__ import annotations
@@ -36,12 +33,13 @@ class LSTM(keras.layers.LSTM):
             for w in (self.cell.kernel, self.cell.recurrent_kernel, self.cell.bias)
         )
         h0, c0 = (tf.cast(s, dtype) for s in initial_state)
-        run = _lstm_sequence if training else _lstm_outputs
-        outputs, h, c = run(x, h0, c0, kernel, recurrent, bias)
+        outputs, h, c = _lstm_sequence(x, h0, c0, kernel, recurrent, bias)
         outputs = tf.transpose(outputs, (1, 0, 2)) if self.return_sequences else h[:, None]
         return h, outputs, [h, c]
 
     def _fast(self, mask, training) -> bool:
+        if not training:  # inference: Keras's loop is as fast (it keeps nothing for a gradient)
+            return False
         if keras.backend.backend() != "tensorflow" or mask is not None or self.unroll:
             return False
         cell = self.cell
@@ -57,58 +55,6 @@ class LSTM(keras.layers.LSTM):
         return not tf.config.list_logical_devices("GPU")
 
 
-def _gate_scale(units, dtype, candidate: float):
-    """Per gate column: 1, but ``candidate`` for the cell candidate's block."""
-    import tensorflow as tf
-
-    ones = tf.ones([2 * units], dtype)
-    return tf.concat([ones, tf.fill([units], tf.cast(candidate, dtype)), ones[:units]], 0)
-
-
-def _projected(x, kernel, bias, recurrent):
-    """Every step's input projection (one product) and the recurrent kernel, their candidate
-    blocks doubled: tanh(z) = 2 sigmoid(2z) - 1, so one sigmoid covers the four gates."""
-    import tensorflow as tf
-
-    double = _gate_scale(tf.shape(recurrent)[0], x.dtype, 2.0)
-    steps = tf.shape(x)[0]
-    projected = tf.TensorArray(x.dtype, size=steps).unstack(
-        (tf.einsum("tbi,ij->tbj", x, kernel) + bias) * double
-    )
-    return projected, recurrent * double
-
-
-def _step(z, h, c, scaled):
-    """One step from the projected input ``z``: the gates, the cell, its tanh and the output."""
-    import tensorflow as tf
-
-    gates = tf.sigmoid(z + tf.matmul(h, scaled))
-    i, f, g, o = tf.split(gates, 4, axis=1)
-    c = f * c + i * (2 * g - 1)
-    tanh_c = tf.tanh(c)
-    return gates, c, tanh_c, o * tanh_c
-
-
-def _lstm_outputs(x, h0, c0, kernel, recurrent, bias):
-    """Outputs ``(time, batch, units)`` and the last states, for inference: each step's input
-    projected inside the loop (as fast, and no whole-sequence buffer of four gates)."""
-    import tensorflow as tf
-
-    double = _gate_scale(tf.shape(recurrent)[0], x.dtype, 2.0)
-    kernel, scaled, bias = kernel * double, recurrent * double, bias * double
-    steps = tf.shape(x)[0]
-    inputs = tf.TensorArray(x.dtype, size=steps).unstack(x)
-
-    def forward(t, h, c, hs):
-        _, c, _, h = _step(tf.matmul(inputs.read(t), kernel) + bias, h, c, scaled)
-        return t + 1, h, c, hs.write(t, h)
-
-    _, h, c, hs = tf.while_loop(
-        lambda t, *_: t < steps, forward, (0, h0, c0, tf.TensorArray(x.dtype, size=steps))
-    )
-    return hs.stack(), h, c
-
-
 def _lstm_sequence(x, h0, c0, kernel, recurrent, bias):
     """Outputs ``(time, batch, units)`` and the last states of an LSTM (Keras's gate order i, f,
     c, o) over time-major ``x``, with a hand-written gradient."""
@@ -116,13 +62,27 @@ def _lstm_sequence(x, h0, c0, kernel, recurrent, bias):
 
     units, steps, dtype = tf.shape(h0)[1], tf.shape(x)[0], x.dtype
 
+    def gate_scale(candidate: float):
+        """Per gate column: 1, but ``candidate`` for the cell candidate's block."""
+        ones = tf.ones([2 * units], dtype)
+        return tf.concat([ones, tf.fill([units], tf.cast(candidate, dtype)), ones[:units]], 0)
+
     @tf.custom_gradient
     def run(x, h0, c0, kernel, recurrent, bias):
-        projected, scaled = _projected(x, kernel, bias, recurrent)
+        # tanh(z) = 2 sigmoid(2z) - 1: one sigmoid over the four gates' block
+        double = gate_scale(2.0)
+        projected = tf.TensorArray(dtype, size=steps).unstack(
+            (tf.einsum("tbi,ij->tbj", x, kernel) + bias) * double
+        )
+        scaled = recurrent * double
         saved = [tf.TensorArray(dtype, size=steps) for _ in range(4)]  # gates, c, tanh c, h
 
         def forward(t, h, c, gates_, cs, tanhs, hs):
-            gates, c, tanh_c, h = _step(projected.read(t), h, c, scaled)
+            gates = tf.sigmoid(projected.read(t) + tf.matmul(h, scaled))
+            i, f, g, o = tf.split(gates, 4, axis=1)
+            c = f * c + i * (2 * g - 1)
+            tanh_c = tf.tanh(c)
+            h = o * tanh_c
             return (
                 t + 1,
                 h,
@@ -140,7 +100,7 @@ def _lstm_sequence(x, h0, c0, kernel, recurrent, bias):
 
         def gradient(d_outputs, d_h, d_c):
             d_outputs = tf.TensorArray(dtype, size=steps).unstack(d_outputs)
-            quadruple = _gate_scale(units, dtype, 4.0)  # d(2 sigmoid(2z) - 1)/dz = 4 s (1 - s)
+            quadruple = gate_scale(4.0)  # d(2 sigmoid(2z) - 1)/dz = 4 s (1 - s)
             back = tf.transpose(recurrent)
 
             def backward(t, d_h, d_c, d_zs):
