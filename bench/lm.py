@@ -2,9 +2,19 @@
 
     python bench/lm.py shakespeare [--minutes 29]   # char LSTM 2x256, first 90 % / last 10 %
     python bench/lm.py ptb                          # Zaremba et al. small: 2x200 LSTM, 13 epochs
+    python bench/lm.py side-by-side [--steps 300]   # nanoseq against PyTorch, same model and data
 
 Data from ../shared/data/text. Training tokens/s is measured over the whole training run; the
 baseline measured in the same run is the untrained model's validation score (ln V per token).
+
+`side-by-side`: the character model of tinyshakespeare (embedding 64, 2 layers, batch 32 x 100
+steps, Adam at 2e-3 with nanoseq's warm-up and cosine over the run, global-norm clip 5, states
+carried across batches) trained ``--steps`` steps by `nanoseq lm train`'s own code and by a
+PyTorch reference (`torch.nn.LSTM`/`GRU`, a separate process; the `bench` extra, or skipped
+with the reason) on the same batches, for LSTM and GRU of 256 and 512 units: steady-state
+training steps/s (after the first 20 steps, so without compiling), the mean training loss of
+the run, and inference (the same batches forward) steps/s; `over_torch` is nanoseq's steps/s
+over PyTorch's. nanoseq's figure is its whole `fit` (callbacks, the carry) as users train.
 """
 
 from __future__ import annotations
@@ -14,9 +24,13 @@ import json
 import logging
 import math
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+from lm_torch import steady_rate  # bench/, the script's folder
 
 from nanoseq.runtime import import_keras
 
@@ -80,6 +94,89 @@ def files(task: str, work: Path) -> tuple[list[Path], list[Path], list[Path]]:
     return [work / "train.txt"], [work / "valid.txt"], [work / "valid.txt"]
 
 
+SIDE_BY_SIDE = [("lstm", 256), ("gru", 256), ("lstm", 512), ("gru", 512)]
+
+
+class BatchTimes(keras.callbacks.Callback):
+    """Each training batch's end time and loss (Keras's running mean over the epoch)."""
+
+    def __init__(self):
+        super().__init__()
+        self.times, self.losses = [], []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.times.append(time.perf_counter())
+        self.losses.append(float(logs["loss"]))
+
+
+def side_by_side(args) -> dict:
+    """nanoseq and PyTorch trained alike; see the module's docstring."""
+    import numpy as np
+
+    from nanoseq.text.data import bptt_windows, corpus_text, encode_corpus
+    from nanoseq.text.lm_train import train_language_model
+    from nanoseq.text.vocab import Vocabulary
+    from nanoseq.training import TrainingRun, WarmupCosine
+
+    batch, steps = 32, 100
+    work = Path(tempfile.mkdtemp())
+    text = (TEXT / "tinyshakespeare.txt").read_text()
+    (work / "train.txt").write_text(text[: args.steps * batch * steps + 1])
+    (work / "valid.txt").write_text(text[-2000:])
+    train, valid = [str(work / "train.txt")], [str(work / "valid.txt")]
+    vocab = Vocabulary.build([corpus_text(text[: args.steps * batch * steps + 1], "char")], "char")
+    x, y = bptt_windows(encode_corpus(train, vocab), batch, steps)
+    np.save(work / "x.npy", x)
+    np.save(work / "y.npy", y)
+    schedule = WarmupCosine(2e-3, len(x) // batch)
+    rates = [schedule.rate(step) for step in range(len(x) // batch)]
+    (work / "rates.json").write_text(json.dumps(rates))
+    found = {"benchmark": "lm-side-by-side", "steps": len(x) // batch, "batch": [batch, steps]}
+    for cell, units in SIDE_BY_SIDE:
+        times = BatchTimes()
+        trainer, _ = train_language_model(
+            train,
+            valid,
+            TrainingRun(work / f"{cell}{units}", epochs=1),
+            cell=cell,
+            units=units,
+            embedding_dim=64,
+            batch_size=batch,
+            steps=steps,
+            learning_rate=2e-3,
+            clipnorm=5.0,
+            callbacks=[times],
+        )
+        mine = {"train_steps_per_s": round(steady_rate(times.times), 3), "loss": times.losses[-1]}
+        trainer.reset()
+        trainer.predict(x[:batch], batch_size=batch, verbose=0)  # compiled
+        start = time.perf_counter()
+        trainer.predict(x, batch_size=batch, verbose=0)
+        mine["infer_steps_per_s"] = round(len(x) / batch / (time.perf_counter() - start), 3)
+        key = f"{cell}_2x{units}"
+        found[key] = {"nanoseq": mine, "torch": torch_run(args, work, cell, units, len(vocab))}
+        if "train_steps_per_s" in found[key]["torch"]:
+            theirs = found[key]["torch"]
+            found[key]["train_over_torch"] = round(
+                mine["train_steps_per_s"] / theirs["train_steps_per_s"], 3
+            )
+            found[key]["infer_over_torch"] = round(
+                mine["infer_steps_per_s"] / theirs["infer_steps_per_s"], 3
+            )
+    return found
+
+
+def torch_run(args, work: Path, cell: str, units: int, vocab: int) -> dict:
+    """The PyTorch reference in its own process, or why it did not run."""
+    command = [sys.executable, str(Path(__file__).with_name("lm_torch.py")), str(work), cell]
+    command.append(str(units))
+    command += [str(vocab), str(args.threads)]
+    run = subprocess.run(command, capture_output=True, text=True)
+    if run.returncode:
+        return {"why": (run.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(run.stdout.splitlines()[-1])
+
+
 class BatchCounter(keras.callbacks.Callback):
     """Counts training batches, for tokens per second."""
 
@@ -91,20 +188,25 @@ class BatchCounter(keras.callbacks.Callback):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=sorted(TASKS))
+    parser.add_argument("task", choices=sorted([*TASKS, "side-by-side"]))
     parser.add_argument("--minutes", type=float, help="Training time budget (task's default).")
     parser.add_argument("--output", help="Training folder (default: a temporary one).")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=300, help="side-by-side: training steps.")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     logging.basicConfig(level=logging.INFO, format="[bench] %(message)s")
 
     from nanoseq.runtime import set_threads
+
+    set_threads(args.threads)
+    if args.task == "side-by-side":
+        print(json.dumps(side_by_side(args)), flush=True)
+        return
     from nanoseq.text.lm_evaluate import evaluate_text
     from nanoseq.text.lm_train import train_language_model
     from nanoseq.training import TrainingRun
 
-    set_threads(args.threads)
     work = Path(tempfile.mkdtemp())
     train, valid, test = files(args.task, work)
     output = Path(args.output or work / "run")
