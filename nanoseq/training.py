@@ -277,7 +277,6 @@ def fit(
     Keras's ``val_loss``.
     """
     started = time.monotonic()
-    run.output.mkdir(parents=True, exist_ok=True)
     policy = keras.mixed_precision.global_policy()
     if run.mixed_precision:  # for the models built here; the caller's policy is put back
         keras.mixed_precision.set_global_policy("mixed_float16")
