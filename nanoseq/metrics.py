@@ -146,6 +146,17 @@ def _columns(cigar: str, query: str, ref: str) -> _Columns:
     return _Columns(ref_ok, ref_deleted, read_ok, read_inserted, inserts_before, max(1, r))
 
 
+def wrong_bases(call: str, truth: str) -> np.ndarray:
+    """Which bases of ``call`` are wrong against ``truth``, mismatched or inserted (edlib's
+    global alignment, read as :class:`Aligner`'s)."""
+    import edlib
+
+    if not call or not truth:
+        return np.full(len(call), not truth)
+    cigar = edlib.align(call, truth, task="path")["cigar"] or ""
+    return ~_columns(cigar, call, truth).read_ok
+
+
 def chunk_accuracy(reference: str, call: str) -> float:
     """1 - edit distance / reference length (floored at 0), as bonito reports it."""
     import edlib

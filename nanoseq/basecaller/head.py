@@ -18,12 +18,12 @@ model) that also knows:
 
 from __future__ import annotations
 
-import re
 from typing import ClassVar, NamedTuple
 
 import keras
 import numpy as np
 
+from nanoseq.metrics import wrong_bases
 from nanoseq.runtime import compiled_for
 from nanoseq.signal.labels import ALPHABET
 
@@ -141,24 +141,6 @@ def monotone(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
             (m1, w1, n1), (m2, w2, n2) = blocks[-2], blocks.pop()
             blocks[-1] = [(m1 * w1 + m2 * w2) / (w1 + w2), w1 + w2, n1 + n2]
     return np.concatenate([np.full(n, m) for m, _, n in blocks])
-
-
-def wrong_bases(call: str, truth: str) -> np.ndarray:
-    """Which bases of ``call`` are wrong against ``truth``: mismatched or inserted (edlib's
-    global alignment)."""
-    import edlib
-
-    wrong = np.zeros(len(call), dtype=bool)
-    if not call or not truth:
-        return wrong | (not truth)
-    cigar = edlib.align(call, truth, task="path")["cigar"] or ""
-    at = 0
-    for length, op in re.findall(r"(\d+)([=XID])", cigar):
-        length = int(length)
-        if op in "=XI":
-            wrong[at : at + length] = op != "="
-            at += length
-    return wrong
 
 
 def _frames(head: Head, scores, beam_width: int = 1):

@@ -71,7 +71,7 @@ def test_log_softmax_normalises():
 def test_qualities_are_fitted_to_the_errors_they_predict():
     """Chunks whose bases have a posterior quality of 5 are wrong one time in 10 (Q10), those at
     10 one time in 100 (Q20): the fitted table reports them so."""
-    from nanoseq.basecaller.head import wrong_bases
+    from nanoseq.metrics import wrong_bases
 
     assert wrong_bases("ACGTT", "ACCTT").tolist() == [False, False, True, False, False]
     assert wrong_bases("ACGGT", "ACGT").sum() == 1  # one inserted base
