@@ -100,17 +100,14 @@ def _placed(calls, read_id: str) -> list[tuple[str, int]]:
     import pysam
 
     from nanoseq.io import quiet_htslib
-    from nanoseq.sequence import reverse_complement
+    from nanoseq.signal.labels import placed_bases
 
     with quiet_htslib(), pysam.AlignmentFile(str(calls), check_sq=False) as handle:
         for record in handle.fetch(until_eof=True):
-            if record.query_name == read_id and not record.is_supplementary:
-                moves = np.asarray(record.get_tag("mv"))
-                at = record.get_tag("ts") + np.flatnonzero(moves[1:]) * moves[0]
-                sequence = record.query_sequence
-                if record.is_reverse:
-                    sequence = reverse_complement(sequence)
-                return list(zip(sequence, at.tolist(), strict=False))
+            found = record.query_name == read_id and not record.is_supplementary
+            if found and record.has_tag("mv"):
+                sequence, starts = placed_bases(record)
+                return list(zip(sequence, starts.tolist(), strict=True))
     raise InputError(f"no record of read {read_id} with a move table", calls)
 
 

@@ -151,28 +151,37 @@ def move_table_reads(
         )
 
 
-def _moves_record(record):
-    """(base bytes in read orientation, first sample of each base, reference position: that of
-    the aligned base at or before it, so an inserted base counts where its neighbours lie;
-    -1 for the clipped ends and an unaligned read)."""
+def placed_bases(record) -> tuple[str, np.ndarray]:
+    """A SAM/BAM record's bases in read orientation and the first sample of each in the read's
+    signal, from its move table (``mv``) and trimmed samples (``ts``), as dorado writes them."""
     mv = np.asarray(record.get_tag("mv"), dtype=np.int64)
     stride, moves = int(mv[0]), mv[1:]
     trimmed = record.get_tag("ts") if record.has_tag("ts") else 0
     starts = trimmed + np.flatnonzero(moves) * stride
     sequence = record.query_sequence or ""
-    positions = np.full(len(sequence), -1, dtype=np.int64)
+    if record.is_reverse:  # the BAM stores the reverse complement; go back to read orientation
+        sequence = reverse_complement(sequence)
+    n = min(len(starts), len(sequence))
+    return sequence[:n], starts[:n]
+
+
+def _moves_record(record):
+    """(base bytes in read orientation, first sample of each base, reference position: that of
+    the aligned base at or before it, so an inserted base counts where its neighbours lie;
+    -1 for the clipped ends and an unaligned read)."""
+    sequence, starts = placed_bases(record)
+    stored = len(record.query_sequence or "")
+    positions = np.full(stored, -1, dtype=np.int64)
     pairs = np.array(record.get_aligned_pairs(matches_only=True), dtype=np.int64).reshape(-1, 2)
     if len(pairs):
         first, last = pairs[0, 0], pairs[-1, 0]
-        placed = np.full(len(sequence), -1, dtype=np.int64)
+        placed = np.full(stored, -1, dtype=np.int64)
         placed[pairs[:, 0]] = pairs[:, 1]
-        filled = np.maximum.accumulate(np.where(placed >= 0, np.arange(len(sequence)), 0))
+        filled = np.maximum.accumulate(np.where(placed >= 0, np.arange(stored), 0))
         positions[first : last + 1] = placed[filled[first : last + 1]]
-    if record.is_reverse:  # the BAM stores the reverse complement; go back to read orientation
-        sequence, positions = reverse_complement(sequence), positions[::-1]
-    sequence = np.frombuffer(sequence.encode(), dtype=np.uint8)
-    n = min(len(starts), len(sequence))
-    return sequence[:n], starts[:n], positions[:n]
+    if record.is_reverse:
+        positions = positions[::-1]
+    return np.frombuffer(sequence.encode(), dtype=np.uint8), starts, positions[: len(sequence)]
 
 
 @dataclass
