@@ -28,7 +28,7 @@ def import_folder(folder, output, chemistry, sample_rate):
     save(model, Path(output))
     metadata = model.metadata
     click.echo(
-        f"[nanoseq] imported {metadata['name']}: {metadata['chemistry']} at "
+        f"imported {metadata['name']}: {metadata['chemistry']} at "
         f"{metadata['sample_rate']:g} Hz, {model.count_params():,} parameters, CRF state length "
         f"{model.head.state_len} -> {output}",
         err=True,
