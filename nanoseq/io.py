@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -143,12 +144,13 @@ class Call:
         if len(self.qualities) != len(self.sequence):
             raise ValueError(f"{len(self.qualities)} qualities for {len(self.sequence)} bases")
 
-    @property
+    @cached_property
     def mean_qscore(self) -> float:
-        """The mean of its bases' qscores, counting as wrong the bases it lacks for one base
-        per :data:`SAMPLES_PER_BASE` samples (a tenth of DNA's speed): signal that is not DNA
+        """The mean of its bases' qscores, counting as wrong the bases it lacks for one base per
+        :data:`SAMPLES_PER_BASE` samples (a tenth of DNA's speed): signal that is not DNA
         passing the pore (flat, a slow square wave, a drift) calls few bases, however sure of
-        them, and scores below real reads."""
+        them, and scores below real reads. Computed once (the filter, the record and the
+        summary row each ask)."""
         samples = 0 if self.moves is None else len(self.moves) * self.stride
         return mean_qscore(self.qualities, samples // SAMPLES_PER_BASE)
 
