@@ -177,17 +177,11 @@ def _flatten(encoder: dict, prefix: str) -> list[Layer]:
             else:
                 layers.append(layer)
         return layers
-    if kind == "namedserial":
-        layers = []
-        for name, sub in encoder.items():
-            if isinstance(sub, dict) and "type" in sub:
-                inner = _flatten(sub, f"{prefix}{name}.")
-                layers += (
-                    inner
-                    if sub["type"] in ("serial", "namedserial", "stack")
-                    else [Layer(sub, f"{prefix}{name}.", f"{prefix}{name}.")]
-                )
-        return layers
+    if kind == "namedserial":  # children by name: conv, transformer_encoder, upsample, crf
+        children = [
+            (n, sub) for n, sub in encoder.items() if isinstance(sub, dict) and "type" in sub
+        ]
+        return [layer for name, sub in children for layer in _flatten(sub, f"{prefix}{name}.")]
     if kind == "stack":
         return _numbered([dict(encoder["layer"]) for _ in range(encoder["depth"])], prefix)
     return [Layer(encoder, prefix, prefix)]
