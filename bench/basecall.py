@@ -111,8 +111,7 @@ def main() -> None:
         return memory_run(args, model)
     reads = list(read_signal([args.reads]))
     samples = sum(r.num_samples for r in reads)
-    for width in (1, args.beam_width):  # warm-up: compile every batch shape
-        list(basecall(reads, model, width, args.batch_size))
+    warm_up(args, model, reads)
 
     result = {"benchmark": "basecall", "model": name, "head": model.head.kind}
     result.update(reads=len(reads), samples=samples, batch_size=args.batch_size)
@@ -157,6 +156,14 @@ def main() -> None:
     print(json.dumps(result), flush=True)
 
 
+def warm_up(args, model, reads) -> None:
+    """Call ``reads`` greedy and with the beam: every batch shape the timed passes use compiled."""
+    from nanoseq.basecaller.pipeline import basecall
+
+    for width in (1, args.beam_width):
+        list(basecall(reads, model, width, args.batch_size))
+
+
 def timed_run(args, model, samples: int, width: int, workers: int, out: Path) -> dict:
     """One end-to-end pass over ``args.reads`` (FASTQ written), timed and scored."""
     from nanoseq.basecaller.evaluate import evaluate_calls
@@ -195,11 +202,9 @@ def beside(args, reads, samples: int, result: dict, work: Path) -> dict:
     """Another model (``--beside``, e.g. one `nanoseq import` made) through the same passes,
     greedy and beam, in the same run; its speed over this one's."""
     from nanoseq.basecaller.model import Basecaller
-    from nanoseq.basecaller.pipeline import basecall
 
     other = Basecaller.from_preset(args.beside)
-    for width in (1, args.beam_width):  # warm-up: compile every batch shape
-        list(basecall(reads, other, width, args.batch_size))
+    warm_up(args, other, reads)
     found = {"model": args.beside, "parameters": other.count_params()}
     for label, width in (("greedy", 1), ("beam", args.beam_width)):
         found[label] = timed_run(args, other, samples, width, 1, work / f"beside_{label}")
