@@ -18,10 +18,12 @@ from nanoseq.signal.labels import ChunkSet
 from nanoseq.signal.readers import Read, read_signal
 from nanoseq.signal.writers import write_signal
 
+from . import invoke
+
 
 def failure(*args, input=None):
     """Runs the CLI; checks an empty stdout and one stderr line; returns (status, line)."""
-    result = CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+    result = invoke(*args, input=input)
     lines = result.stderr.strip().splitlines()
     assert result.stdout == "" and len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr and "unexpected" not in lines[0], lines[0]

@@ -14,12 +14,8 @@ from nanoseq.basecaller.model import Basecaller
 from nanoseq.cli import main
 from nanoseq.io import read_fasta
 
+from . import invoke
 from .test_inspect import one_line_error
-
-
-def invoke(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return result
 
 
 @pytest.fixture(scope="module")

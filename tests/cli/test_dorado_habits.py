@@ -7,13 +7,13 @@ import io
 import numpy as np
 import pysam
 import pytest
-from click.testing import CliRunner
 
-from nanoseq.cli import main
+from . import invoke
 
 
-def invoke(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+def succeeded(*args):
+    """The CLI on ``args``, which must succeed."""
+    result = invoke(*args)
     assert result.exit_code == 0, result.stderr
     return result
 
@@ -25,7 +25,7 @@ def aligned(sample_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("aligned")
     reads = [sample_dir / "reads/lambda.pod5", sample_dir / "formats/multi_vbz.fast5"]
     args = ["-o", folder / "calls.bam", "--reference", sample_dir / "reads/lambda.fasta"]
-    invoke("basecall", *reads, *args, "--beam-width", 1, "-q", "--any-chemistry")
+    succeeded("basecall", *reads, *args, "--beam-width", 1, "-q", "--any-chemistry")
     return folder
 
 
@@ -50,7 +50,7 @@ def test_reference_makes_an_aligned_sorted_indexed_bam(aligned, sample_dir):
 
 
 def test_summary_of_a_bam_is_the_runs_summary(aligned):
-    result = invoke("summary", aligned / "calls.bam")
+    result = succeeded("summary", aligned / "calls.bam")
     mine = {
         row["read_id"]: row for row in csv.DictReader(io.StringIO(result.stdout), delimiter="\t")
     }
@@ -81,13 +81,13 @@ def test_summary_of_a_bam_is_the_runs_summary(aligned):
 @pytest.mark.slow
 def test_prepare_takes_the_aligned_bam_back_and_trains(aligned, sample_dir, tmp_path):
     chunks = tmp_path / "chunks"
-    invoke(
+    succeeded(
         "prepare", sample_dir / "reads/lambda.pod5", "--bam", aligned / "calls.bam", "-o", chunks
     )
     references = np.load(chunks / "references.npy")
     assert len(references) >= 20 and set(np.unique(references)) <= {0, 1, 2, 3, 4}
     run = ["-o", tmp_path / "run", "--epochs", 1, "--units", 8, "--layers", 1, "--batch-size", 8]
-    invoke("train", "basecaller", chunks, *run)
+    succeeded("train", "basecaller", chunks, *run)
     assert (tmp_path / "run/model.keras").exists()
 
 

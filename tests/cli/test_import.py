@@ -16,7 +16,7 @@ from nanoseq.basecaller.ont.importer import import_ont_model
 from nanoseq.basecaller.ont.torchfiles import read_tensor
 from nanoseq.errors import InputError
 
-from .test_basecall import invoke
+from . import invoke
 from .test_inspect import one_line_error
 
 ONT = Path(__file__).resolve().parents[1] / "data" / "ont"

@@ -10,6 +10,8 @@ from click.testing import CliRunner
 
 from nanoseq.cli import main
 
+from . import invoke
+
 
 def one_line_error(*args, real=False):
     """The CLI on bad input, in this process or (``real``) as a user runs it: a subprocess, with
@@ -20,7 +22,7 @@ def one_line_error(*args, real=False):
         result = subprocess.run(command, capture_output=True, text=True)
         status = result.returncode
     else:
-        result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+        result = invoke(*args)
         status = result.exit_code
     lines = result.stderr.strip().splitlines()
     assert status == 1 and len(lines) == 1 and result.stdout == "", result.stderr

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from nanoseq.cli import main
 
+from . import invoke
 from .test_inspect import one_line_error
 
 SONNET = """From fairest creatures we desire increase,
@@ -43,7 +44,7 @@ def train_small(folder, *options):
         40,
         *options,
     ]
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return invoke(*args)
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,9 @@ import csv
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from nanoseq.cli import main
-
+from . import invoke
 from .test_inspect import one_line_error
-
-
-def invoke(*args, **kwargs):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False, **kwargs)
 
 
 def train_small(pairs, output, *options):
