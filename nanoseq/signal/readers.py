@@ -210,17 +210,9 @@ def runs(path: Path) -> dict[str, str]:
                     tracking = group["UniqueGlobalKey/tracking_id" if single else "tracking_id"]
                     start = _text(tracking.attrs.get("exp_start_time", ""))
                     found[_text(tracking.attrs.get("run_id", ""))] = start
-        else:  # slow5/blow5: a header per read group
-            import pyslow5
-
-            _check_slow5_complete(path)
-            handle = pyslow5.Open(str(path), "r", DEBUG=0)
-            _quiet_slow5(pyslow5)
-            try:
-                for header in _slow5_headers(handle):
-                    found.setdefault(header.get("run_id") or "", header.get("exp_start_time") or "")
-            finally:
-                handle.close()
+        else:
+            for read in read_file(path):  # slow5/blow5: headers per read group
+                found.setdefault(read.run_id, read.metadata.get("exp_start_time", ""))
     except Exception:  # an unreadable file is reported when it is read
         pass
     return found
@@ -437,15 +429,6 @@ def _quiet_slow5(pyslow5) -> _Slow5Errors:
     return errors
 
 
-def _slow5_headers(handle) -> list[dict]:
-    """Each read group's run id and :data:`METADATA_KEYS`, from an open pyslow5 file."""
-    names = [n for n in ("run_id", *METADATA_KEYS) if n in handle.get_header_names()]
-    return [
-        {name: handle.get_header_value(name, group) for name in names}
-        for group in range(handle.get_num_read_groups())
-    ]
-
-
 def _read_slow5(path: Path, read_ids):
     import pyslow5
 
@@ -453,7 +436,12 @@ def _read_slow5(path: Path, read_ids):
     handle = pyslow5.Open(str(path), "r", DEBUG=0)
     errors = _quiet_slow5(pyslow5)
     try:
-        headers = _slow5_headers(handle)  # first: pyslow5 crashes if asked while reading reads
+        # Headers first: pyslow5 crashes if they are asked for while seq_reads is iterating.
+        names = [n for n in ("run_id", *METADATA_KEYS) if n in handle.get_header_names()]
+        headers = [
+            {name: handle.get_header_value(name, group) for name in names}
+            for group in range(handle.get_num_read_groups())
+        ]
         for record in handle.seq_reads(pA=False, aux="all"):
             if read_ids is not None and record["read_id"] not in read_ids:
                 continue
