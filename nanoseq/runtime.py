@@ -1,7 +1,9 @@
-"""The compute backend: importing Keras without TensorFlow's start-up chatter, CPU threads."""
+"""The compute backend: importing Keras without TensorFlow's start-up chatter, CPU threads,
+compiled functions."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -37,6 +39,29 @@ def import_keras():
         os.close(saved)
         os.close(devnull)
     return keras
+
+
+@contextlib.contextmanager
+def tensorflow_unasked():
+    """Within: Keras, under another backend, does not import TensorFlow (2-4 s) to ask whether
+    an object it serialises is one of TensorFlow's types, which none can be while TensorFlow
+    has not been imported. (Keras asks whenever TensorFlow is installed, e.g. as Bidirectional
+    copies its cell while a model loads.)"""
+    from keras.src.utils import module_utils
+
+    lazy = module_utils.tensorflow
+    if (
+        import_keras().backend.backend() == "tensorflow"
+        or "tensorflow" in sys.modules
+        or getattr(lazy, "_available", True) is not None
+    ):
+        yield
+        return
+    lazy._available = False
+    try:
+        yield
+    finally:
+        lazy._available = None
 
 
 def use_device(device: str) -> None:
@@ -90,7 +115,8 @@ def _schedule_xla_for_memory() -> None:
 
 def compiled_for(model, call, xla: bool = False):
     """``call(model, *args)`` compiled once per model and ``call`` (a module-level function),
-    as :func:`compiled` does, or with XLA for fixed shapes (one compilation a shape); kept while
+    as :func:`compiled` does, or with XLA for fixed shapes (one compilation a shape:
+    TensorFlow's ``jit_compile``, ``jax.jit`` under JAX, the backends' compiler); kept while
     the model lives: the cache holds the model weakly, and so does the compiled function."""
     calls = _PER_MODEL.setdefault(model, {})
     if call not in calls:
@@ -105,6 +131,34 @@ def compiled_for(model, call, xla: bool = False):
 
             _schedule_xla_for_memory()
             calls[call] = tf.function(function, jit_compile=True)
+        elif xla and keras.backend.backend() == "jax":
+            calls[call] = _jax_jit(owner, call)
         else:
             calls[call] = compiled(function)
     return calls[call]
+
+
+def _jax_jit(owner, call):
+    """``call(model, *args)`` under ``jax.jit``, the model's weights passed in (so that a jitted
+    program reads them as they are at each call and the compile cache does not hold them);
+    arguments that are Python scalars are static (one compilation a value)."""
+    import jax
+
+    keras = import_keras()
+
+    def pure(values, arrays, statics):
+        model = owner()
+        args = [a if s is None else s for a, s in zip(arrays, statics, strict=True)]
+        pairs = list(zip(model.variables, values, strict=True))
+        with keras.StatelessScope(state_mapping=pairs):
+            return call(model, *args)
+
+    jitted = jax.jit(pure, static_argnums=2)
+    scalars = (bool, int, float, str)
+
+    def function(*args):
+        statics = tuple(a if isinstance(a, scalars) else None for a in args)
+        arrays = tuple(None if isinstance(a, scalars) else a for a in args)
+        return jitted([v.value for v in owner().variables], arrays, statics)
+
+    return function

@@ -26,6 +26,41 @@ found = {"backend": keras.backend.backend()}
 first = next(iter(nanoseq.read_signal([sys.argv[1]])))
 calls = list(nanoseq.basecall([first], beam_width=1, batch_size=8))
 found["bases"] = [len(call.sequence) for _, call in calls]
+
+# the jitted runner against the model called eagerly
+from nanoseq.basecaller.pipeline import Runner
+model = nanoseq.Basecaller.from_preset("dna_r941_lambda")
+windows = np.random.default_rng(0).normal(size=(4, 600)).astype("float32")
+jitted = Runner(model, 4, 600)(windows)
+eager = model.frames(windows[:, :, None], 1)
+found["jit_error"] = max(
+    float(np.abs(keras.ops.convert_to_numpy(e) - j).max()) for e, j in zip(eager, jitted)
+)
+
+# nanoseq's LSTM scan against Keras's loop: outputs and gradients, both directions
+import jax
+from nanoseq.lstm import LSTM
+
+def outputs_and_gradients(layer, x):
+    def loss(values):
+        with keras.StatelessScope(state_mapping=list(zip(layer.trainable_variables, values))):
+            out = layer(x)
+        return (out * np.arange(6)).sum(), out
+
+    values = [v.value for v in layer.trainable_variables]
+    (_, out), grads = jax.value_and_grad(loss, has_aux=True)(values)
+    return [out, *grads]
+
+x = np.random.default_rng(1).normal(size=(3, 7, 5)).astype("float32")
+found["lstm_error"] = 0.0
+for backwards in (False, True):
+    ours = LSTM(6, return_sequences=True, go_backwards=backwards)
+    theirs = keras.layers.LSTM(6, return_sequences=True, go_backwards=backwards)
+    ours.build(x.shape), theirs.build(x.shape)
+    theirs.set_weights(ours.get_weights())
+    pairs = zip(outputs_and_gradients(ours, x), outputs_and_gradients(theirs, x))
+    error = max(float(np.abs(a - b).max()) for a, b in pairs)
+    found["lstm_error"] = max(found["lstm_error"], error)
 ont = import_ont_model(sys.argv[2])
 reference = np.load(sys.argv[2] + "/reference.npz")
 moves = keras.ops.convert_to_numpy(ont.head.moves(ont(reference["x"][:, :, None])))
@@ -57,5 +92,7 @@ def test_the_three_families_run_under_jax_without_tensorflow(sample_dir, tmp_pat
     found = json.loads(run.stdout.splitlines()[0])
     assert found["backend"] == "jax"
     assert len(found["bases"]) == 1 and found["bases"][0] > 1000
+    assert found["jit_error"] < 1e-4
+    assert found["lstm_error"] < 1e-5
     assert found["ont_error"] < 1e-5
     assert run.stdout.splitlines()[1].startswith("ROMEO:")
