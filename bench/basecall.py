@@ -17,7 +17,9 @@ padding, so the longer stream is nearer to the steady state of a whole run. Memo
 one run as `nanoseq basecall` makes it (beam --beam-width, a fresh process): peak RSS after the
 input once and after it four times over (flat = bounded); `peak_rss_mb_all_passes` is this
 process's, which holds the compiled model of both widths and every batch shape at once.
-`start_to_first_read_s`: a fresh process, from its start to its first read called. The anchor,
+`start_to_first_read`: a fresh process, from its start to its first read called, as the command
+line starts (its compile cache on, in a folder of this run): `cold` with the cache empty, `warm`
+run again, for this backend and (where it is installed) the other (`tensorflow`, `jax`). The anchor,
 deepnano-blitz (w96, beam 5, the same threads; ../shared/anchors), runs on the same reads in the
 same run where it builds (`anchor.why` says why not), scored the same way; its samples/s are
 of its whole process, start-up included, and `end_to_end_over_anchor` is nanoseq's beam-5
@@ -145,7 +147,7 @@ def main() -> None:
     run += ["--beam-width", str(args.beam_width)]
     result.update(json.loads(subprocess.run(run, capture_output=True, check=True).stdout))
     result["threads"] = args.threads
-    result["start_to_first_read_s"] = first_read_seconds(args)
+    result["start_to_first_read"] = first_read_seconds(args, work)
     if args.beside:
         result["beside"] = beside(args, reads, samples, result, work)
     result["anchor"] = anchor(args, work)
@@ -214,18 +216,31 @@ def beside(args, reads, samples: int, result: dict, work: Path) -> dict:
     return found
 
 
-def first_read_seconds(args) -> float:
+def first_read_seconds(args, work: Path) -> dict:
     """Seconds from a fresh process's start to its first read called (imports, loading and
-    compiling included), as `nanoseq basecall` starts: the start-up a per-file job pays."""
+    compiling included), as `nanoseq basecall` starts, its compile cache empty and again: the
+    start-up a per-file job pays, per backend."""
+    import importlib.util
+
     code = (
         "import time; t = time.perf_counter()\n"
+        "from nanoseq.runtime import persist_compilations; persist_compilations()\n"
         "from nanoseq.basecaller.pipeline import basecall\n"
         "from nanoseq.signal.readers import read_signal\n"
         f"next(basecall(read_signal([{args.reads!r}]), {args.model or 'auto'!r}))\n"
         "print(time.perf_counter() - t)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return round(float(out.stdout.split()[-1]), 2)
+    found = {}
+    for backend in ("tensorflow", "jax"):
+        if not importlib.util.find_spec(backend):
+            continue
+        env = {**os.environ, "KERAS_BACKEND": backend, "NANOSEQ_CACHE": str(work / "cache")}
+        for label in ("cold", "warm"):
+            out = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+            )
+            found[f"{backend}_{label}_s"] = round(float(out.stdout.split()[-1]), 2)
+    return found
 
 
 def anchor(args, work: Path) -> dict:

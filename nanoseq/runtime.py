@@ -1,5 +1,5 @@
-"""The compute backend: importing Keras without TensorFlow's start-up chatter, CPU threads,
-compiled functions."""
+"""The compute backend: importing Keras without TensorFlow's start-up chatter, a compile cache
+that persists between processes, CPU threads, compiled functions."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import weakref
+from pathlib import Path
 
 from nanoseq.errors import InputError
 
@@ -39,6 +40,38 @@ def import_keras():
         os.close(saved)
         os.close(devnull)
     return keras
+
+
+def persist_compilations() -> Path | None:
+    """Let XLA (TensorFlow's and JAX's) keep what it compiles in :func:`compile_cache`, so that
+    a process started after this one skips compiling the same programs (the command line does
+    this first). Takes effect only before the backend is imported."""
+    cache = compile_cache()
+    if cache:
+        flags = os.environ.get("TF_XLA_FLAGS", "")
+        if "persistent_cache_directory" not in flags:
+            os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={cache}/tf"
+        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache / "jax"))
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    return cache
+
+
+def compile_cache() -> Path | None:
+    """Where compiled programs (XLA's, of TensorFlow and JAX) persist between processes, so
+    that a job started again on the same machine skips compiling: ``$NANOSEQ_CACHE``, else
+    ``$XDG_CACHE_HOME/nanoseq``, else ``~/.cache/nanoseq``; None where it is ``off`` or cannot
+    be written. An entry is keyed by the program (the model's layers and shapes, not its
+    weights), the backend's version and the device, so any change of those compiles afresh."""
+    named = os.environ.get("NANOSEQ_CACHE")
+    if named == "off":
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    path = Path(named) if named else Path(base) / "nanoseq"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return path if os.access(path, os.W_OK) else None
 
 
 @contextlib.contextmanager

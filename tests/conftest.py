@@ -1,5 +1,7 @@
-"""Shared fixtures: the committed sample data, and the project's shared data when it is there."""
+"""Shared fixtures: the committed sample data, and the project's shared data when it is there.
+The suite keeps compiled programs in a cache of its own, not the user's."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -7,6 +9,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
 SHARED = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_compile_cache(tmp_path_factory):
+    os.environ["NANOSEQ_CACHE"] = str(tmp_path_factory.mktemp("compile-cache"))
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import sys
 sys.modules["tensorflow"] = None  # blocked: the JAX path must not need it
+from nanoseq.runtime import persist_compilations
+persist_compilations()  # as the command line does first
 import json, keras, numpy as np
 import nanoseq
 from nanoseq.basecaller.ont.importer import import_ont_model
@@ -79,7 +81,7 @@ for command in (["lm", "generate", "-p", "ROMEO:", "-n", "40", "--seed", "1"],
 def test_the_three_families_run_under_jax_without_tensorflow(sample_dir, tmp_path):
     v5 = ROOT / "tests/data/ont/dna_r10.4.1_e8.2_400bps_sup@v5.0.0"
     reads = sample_dir / "reads/lambda.pod5"
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    env = {**os.environ, "KERAS_BACKEND": "jax", "NANOSEQ_CACHE": str(tmp_path / "cache")}
     run = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(reads), str(v5)],
         capture_output=True,
@@ -94,5 +96,6 @@ def test_the_three_families_run_under_jax_without_tensorflow(sample_dir, tmp_pat
     assert len(found["bases"]) == 1 and found["bases"][0] > 1000
     assert found["jit_error"] < 1e-4
     assert found["lstm_error"] < 1e-5
+    assert any((tmp_path / "cache/jax").glob("jit_pure-*")), "compiled programs not cached"
     assert found["ont_error"] < 1e-5
     assert run.stdout.splitlines()[1].startswith("ROMEO:")

@@ -18,6 +18,7 @@ import click
 
 from nanoseq import __version__
 from nanoseq.errors import InputError, one_line
+from nanoseq.runtime import persist_compilations
 
 COMMANDS = {
     "basecall": "nanoseq.cli.basecall:basecall",
@@ -106,6 +107,7 @@ class LazyGroup(click.Group):
             signal.signal(signal.SIGTERM, _terminate)
         if sys.stdout is None:
             sys.stdout = ClosedStdout()
+        persist_compilations()
         try:
             return super().invoke(ctx)
         except InputError as error:
