@@ -18,8 +18,9 @@ one run as `nanoseq basecall` makes it (beam --beam-width, a fresh process): pea
 input once and after it four times over (flat = bounded); `peak_rss_mb_all_passes` is this
 process's, which holds the compiled model of both widths and every batch shape at once.
 `start_to_first_read`: a fresh process, from its start to its first read called, as the command
-line starts (its compile cache on, in a folder of this run): `cold` with the cache empty, `warm`
-run again, for this backend and (where it is installed) the other (`tensorflow`, `jax`). The anchor,
+line starts (its compile cache on, in a folder of this run), the first read called alone (in a
+stream it would wait for a whole batch): `cold` with the cache empty, `warm` run again, for each
+installed backend (`tensorflow`, `jax`). The anchor,
 deepnano-blitz (w96, beam 5, the same threads; ../shared/anchors), runs on the same reads in the
 same run where it builds (`anchor.why` says why not), scored the same way; its samples/s are
 of its whole process, start-up included, and `end_to_end_over_anchor` is nanoseq's beam-5
@@ -219,7 +220,9 @@ def beside(args, reads, samples: int, result: dict, work: Path) -> dict:
 def first_read_seconds(args, work: Path) -> dict:
     """Seconds from a fresh process's start to its first read called (imports, loading and
     compiling included), as `nanoseq basecall` starts, its compile cache empty and again: the
-    start-up a per-file job pays, per backend."""
+    start-up a per-file job pays, per backend. The first read is called alone: in a stream it
+    waits for its batch to fill (320 windows, seconds of compute on 2 cores), which is the
+    run's throughput, not its start-up."""
     import importlib.util
 
     code = (
@@ -227,7 +230,8 @@ def first_read_seconds(args, work: Path) -> dict:
         "from nanoseq.runtime import persist_compilations; persist_compilations()\n"
         "from nanoseq.basecaller.pipeline import basecall\n"
         "from nanoseq.signal.readers import read_signal\n"
-        f"next(basecall(read_signal([{args.reads!r}]), {args.model or 'auto'!r}))\n"
+        f"first = next(iter(read_signal([{args.reads!r}])))\n"
+        f"next(basecall([first], {args.model or 'auto'!r}))\n"
         "print(time.perf_counter() - t)\n"
     )
     found = {}

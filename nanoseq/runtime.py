@@ -129,7 +129,7 @@ def compiled(function):
         return function
     import tensorflow as tf
 
-    return tf.function(function, reduce_retracing=True)
+    return tf.function(function, reduce_retracing=True, autograph=False)
 
 
 _PER_MODEL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -163,7 +163,7 @@ def compiled_for(model, call, xla: bool = False):
             import tensorflow as tf
 
             _schedule_xla_for_memory()
-            calls[call] = tf.function(function, jit_compile=True)
+            calls[call] = tf.function(function, jit_compile=True, autograph=False)
         elif xla and keras.backend.backend() == "jax":
             calls[call] = _jax_jit(owner, call)
         else:
