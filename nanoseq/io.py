@@ -25,6 +25,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pysam
@@ -663,8 +664,18 @@ def read_fasta(path) -> dict[str, str]:
 CALL_SUFFIXES = (".fastq", ".fq", ".fasta", ".fa", ".fna", ".sam", ".bam")
 
 
-def read_calls(path) -> Iterator[tuple[str, str, np.ndarray | None]]:
-    """``(read_id, sequence, phred qualities or None)`` of each read in FASTQ/FASTA/SAM/BAM."""
+class CallRecord(NamedTuple):
+    """A read's record in a file of calls: its phred qualities (None in FASTA) and the mean
+    qscore its basecaller gave it (a ``qs`` tag, in a BAM record or a FASTQ header; else None)."""
+
+    read_id: str
+    sequence: str
+    qualities: np.ndarray | None
+    mean_qscore: float | None
+
+
+def read_calls(path) -> Iterator[CallRecord]:
+    """The :class:`CallRecord` of each read in FASTQ/FASTA/SAM/BAM."""
     path = Path(path)
     if path.is_dir():
         raise InputError("is a folder; give a file of calls", path)
@@ -690,12 +701,15 @@ def _calls(path: Path):
                 if record.is_reverse:  # stored reverse-complemented: back to the read
                     sequence = reverse_complement(sequence)
                     quals = None if quals is None else quals[::-1]
-                yield record.query_name, sequence, _phred(quals)
+                qs = record.get_tag("qs") if record.has_tag("qs") else None
+                yield CallRecord(record.query_name, sequence, _phred(quals), qs)
         return
     with pysam.FastxFile(str(path)) as f:
         for record in f:
             quals = record.get_quality_array() if record.quality else None
-            yield record.name, record.sequence or "", _phred(quals)
+            tags = (record.comment or "").split()
+            qs = next((float(t[5:]) for t in tags if t.startswith("qs:f:")), None)
+            yield CallRecord(record.name, record.sequence or "", _phred(quals), qs)
 
 
 def _phred(quals) -> np.ndarray | None:

@@ -49,13 +49,22 @@ class Aligner:
         """The reference's ``SQ`` lines for a SAM/BAM header."""
         return {"SQ": [{"SN": name, "LN": len(seq)} for name, seq in self.genome.items()]}
 
-    def align(self, sequence: str, qualities: np.ndarray | None = None, hits=None) -> dict:
+    def align(
+        self,
+        sequence: str,
+        qualities: np.ndarray | None = None,
+        hits=None,
+        read_qscore: float | None = None,
+    ) -> dict:
         """One row of figures for one read (identity 0 and ``mapped`` False when unmapped), from
-        its ``hits`` where they are known already."""
+        its ``hits`` where they are known already; its mean qscore the one its basecaller gave
+        (``read_qscore``), else its qualities'."""
         hits = self.hits(sequence) if hits is None else hits
         hit = hits[0] if hits else None
         row = {"read_length": len(sequence), "mapped": hit is not None, "identity": 0.0}
-        if qualities is not None and len(qualities):
+        if read_qscore is not None:
+            row["mean_qscore"] = float(read_qscore)
+        elif qualities is not None and len(qualities):
             row["mean_qscore"] = mean_qscore(qualities)
         if hit is None:
             return row

@@ -33,11 +33,12 @@ def test_the_library_basecalls_as_the_cli_does(sample_dir, tmp_path):
     out = tmp_path / "calls.fastq"
     args = ["basecall", str(sample_dir / "reads/lambda.pod5"), "-o", str(out), "--max-reads", "1"]
     assert CliRunner().invoke(main, args).exit_code == 0
-    (read_id, sequence, qualities), *_ = read_calls(out)
+    record, *_ = read_calls(out)
     reads = nanoseq.read_signal([sample_dir / "reads/lambda.pod5"])
     read, call = next(nanoseq.basecall(reads))
-    assert read.read_id == read_id and call.sequence == sequence
-    assert call.qualities.tolist() == qualities.tolist()
+    assert read.read_id == record.read_id and call.sequence == record.sequence
+    assert call.qualities.tolist() == record.qualities.tolist()
+    assert call.mean_qscore == pytest.approx(record.mean_qscore, abs=1e-4)  # its qs tag
 
 
 @pytest.mark.parametrize(

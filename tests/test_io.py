@@ -14,6 +14,7 @@ from nanoseq.io import (
     CallsWriter,
     atomic_write,
     mean_qscore,
+    read_calls,
     read_fasta,
     write_metrics,
     write_tsv,
@@ -145,6 +146,14 @@ def test_missing_bases_count_as_wrong_in_the_mean_qscore():
     moves[::345] = 1
     call = Call("A" * 29, np.full(29, 30), moves, stride=4)
     assert call.mean_qscore < 1
+
+
+def test_a_records_qs_tag_is_read_with_it(tmp_path):
+    fastq = tmp_path / "calls.fastq"
+    fastq.write_text("@r1\tqs:f:7.5\tns:i:40\nACGT\n+\n5555\n@r2\nAC\n+\n55\n")
+    first, second = read_calls(fastq)
+    assert first.mean_qscore == 7.5 and first.qualities.tolist() == [20] * 4
+    assert second.mean_qscore is None
 
 
 def test_call_rejects_mismatched_qualities():

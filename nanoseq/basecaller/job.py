@@ -135,7 +135,7 @@ def basecall_files(
             extra, hits = None, ()
             if aligner:
                 hits = aligner.hits(call.sequence)
-                row = aligner.align(call.sequence, call.qualities, hits)
+                row = aligner.align(call.sequence, call.qualities, hits, call.mean_qscore)
                 rows.append(row)
                 extra = _alignment_columns(row)
             writer.write(read, call, extra, hits)

@@ -199,7 +199,7 @@ def test_the_same_file_or_read_twice_is_called_once(sample_dir, tmp_path, caplog
     args = ["basecall", reads, reads, copy, "-o", out, "--max-reads", 8, "--beam-width", 1]
     result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
     assert result.exit_code == 0, result.stderr
-    ids = [read_id for read_id, _, _ in read_calls(out)]
+    ids = [call.read_id for call in read_calls(out)]
     assert len(ids) == len(set(ids)) == 6
     assert "1 files were given more than once" in caplog.text
     assert "was met before; called once" in caplog.text  # the copy holds the same reads

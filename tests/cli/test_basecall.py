@@ -272,6 +272,19 @@ def test_evaluate_sees_errors_and_unmapped(sample_dir, tmp_path):
     assert metrics["read_qscore_error"] > 0
 
 
+def test_evaluate_judges_the_read_qscore_the_basecaller_gave(sample_dir, tmp_path):
+    """A record's ``qs`` tag (the read's mean qscore as reported, which its bases' qualities
+    alone need not give) is what the per-read calibration is measured on."""
+    truth = read_fasta(sample_dir / "reads/lambda_truth.fasta")
+    errors = {}
+    for tag in ("", "\tqs:f:60"):  # the truth: identity 1, Q60 (capped) as phred(1 - 1)
+        calls = tmp_path / f"calls{len(tag)}.fastq"
+        calls.write_text("".join(f"@{n}{tag}\n{s}\n+\n{'5' * len(s)}\n" for n, s in truth.items()))
+        result = invoke("evaluate", calls, "-r", sample_dir / "reads/lambda.fasta")
+        errors[tag] = json.loads(result.stdout)["read_qscore_error"]
+    assert errors[""] > 30 and errors["\tqs:f:60"] < 5  # Q20 bases, or the tag's Q60
+
+
 def test_simulate_then_prepare_cli(sample_dir, tmp_path):
     out = tmp_path / "sim.blow5"
     result = invoke(

@@ -48,7 +48,7 @@ def environment(folder):
 
 def records(path):
     """(read id, sequence, qualities) of each read in a finished output."""
-    return [(name, sequence, list(quals)) for name, sequence, quals in read_calls(path)]
+    return [(c.read_id, c.sequence, list(c.qualities)) for c in read_calls(path)]
 
 
 def written(path, name):
