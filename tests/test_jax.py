@@ -81,7 +81,8 @@ for command in (["lm", "generate", "-p", "ROMEO:", "-n", "40", "--seed", "1"],
 def test_the_three_families_run_under_jax_without_tensorflow(sample_dir, tmp_path):
     v5 = ROOT / "tests/data/ont/dna_r10.4.1_e8.2_400bps_sup@v5.0.0"
     reads = sample_dir / "reads/lambda.pod5"
-    env = {**os.environ, "KERAS_BACKEND": "jax", "NANOSEQ_CACHE": str(tmp_path / "cache")}
+    inherited = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    env = {**inherited, "KERAS_BACKEND": "jax", "NANOSEQ_CACHE": str(tmp_path / "cache")}
     run = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(reads), str(v5)],
         capture_output=True,

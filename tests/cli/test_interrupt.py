@@ -16,6 +16,7 @@ import pytest
 from nanoseq.io import complete_records, read_calls
 
 FORMATS = ["calls.fastq", "calls.fastq.gz", "calls.bam"]
+OWN_CACHE_SETTINGS = ("TF_XLA_FLAGS", "JAX_COMPILATION_CACHE_DIR")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,9 @@ def command(folder, output, *extra):
 
 
 def environment(folder):
-    return {**os.environ, "NANOSEQ_CACHE": str(folder / "cache")}
+    """This module's compile cache; not the settings an in-process command left to the suite."""
+    inherited = {k: v for k, v in os.environ.items() if k not in OWN_CACHE_SETTINGS}
+    return {**inherited, "NANOSEQ_CACHE": str(folder / "cache")}
 
 
 def records(path):
