@@ -41,9 +41,9 @@ def multiworker():
     return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=cluster_resolver())
 
 
-def worker_folder(strategy, output: Path) -> Path:
-    """``output`` for the chief, ``output/worker-N`` for the others."""
-    resolver = strategy.cluster_resolver
+def worker_folder(resolver, output: Path) -> Path:
+    """``output`` for the chief, ``output/worker-N`` for the others (``resolver``: this
+    process's place in the cluster)."""
     chief = resolver.task_type == "chief" or (
         resolver.task_type == "worker"
         and resolver.task_id == 0
@@ -89,7 +89,7 @@ def custom_fit(
     its history."""
     import tensorflow as tf
 
-    folder = worker_folder(strategy, Path(output))
+    folder = worker_folder(strategy.cluster_resolver, Path(output))
     folder.mkdir(parents=True, exist_ok=True)
     with strategy.scope():
         net = recipe.build()

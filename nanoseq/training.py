@@ -241,6 +241,15 @@ class TrainingRun:
             problem = f"cannot make the run's folder ({error.strerror})"
             raise InputError(problem, self.output) from None
 
+    def folder(self) -> Path:
+        """Where this process writes the run's files: ``output``, but ``output/worker-N`` for
+        the workers of a multiworker run other than the chief."""
+        if self.strategy != "multiworker":
+            return self.output
+        from nanoseq import distributed
+
+        return distributed.worker_folder(distributed.cluster_resolver(), self.output)
+
 
 @dataclass
 class Recipe:

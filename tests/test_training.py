@@ -48,7 +48,10 @@ def test_a_run_stopped_by_its_time_budget_ends_at_low_learning_rates(tmp_path):
     first = rows(tmp_path)
     assert 1 < len(first) < 100_000
     seconds = [float(r["seconds"]) for r in first]
-    assert seconds == sorted(seconds) and seconds[-1] >= 6.0
+    # stopped by the budget: where the epoch's end, its tail timed on the epoch before, would
+    # pass 6 s; so it may end short of 6 s, by less than that epoch's length
+    before = seconds[-2] - (seconds[-3] if len(seconds) > 2 else 0.0)
+    assert seconds == sorted(seconds) and seconds[-1] + before >= 6.0
     rates = [float(r["learning_rate"]) for r in first]
     assert max(rates) > 0.3 * 0.01  # it went through high rates
     assert rates[-1] < 0.02 * 0.01  # and annealed to its floor (1 %) within the budget

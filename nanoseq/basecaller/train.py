@@ -158,6 +158,7 @@ def train_basecaller(
     )
     chunks, references = model_arrays(train)
     trained = fit(run, recipe, (chunks[ok], references[ok]), model_arrays(validation), batch_size)
-    if (run.output / BEST).is_file():
-        calibrate(run.output / BEST, validation, batch_size)
+    best = run.folder() / BEST  # each worker its own: two saving one file raced
+    if best.is_file():
+        calibrate(best, validation, batch_size)
     return trained
