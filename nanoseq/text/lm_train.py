@@ -96,7 +96,14 @@ def train_language_model(
 
     def build():
         backbone = TextBackbone(
-            len(vocab), embedding_dim, units, layers, cell, layer_norm=layer_norm, dropout=dropout
+            len(vocab),
+            embedding_dim,
+            units,
+            layers,
+            cell,
+            layer_norm=layer_norm,
+            dropout=dropout,
+            unit_embeddings=True,
         )
         model = LanguageModel(backbone, vocab.get_config(), tie_weights)
         model.build((None, None))  # weights exist before the optimizer is built

@@ -165,13 +165,15 @@ def test_both_families_train_with_mixed_precision(tmp_path, sample_dir, float32_
     assert loaded.dtype_policy.name == "mixed_float16"
 
 
-def test_embeddings_start_at_the_scale_the_first_kernel_expects():
-    """N(0, 1), as PyTorch draws them: the first recurrent layer's glorot kernel is scaled for
-    inputs of unit variance (Keras's default, uniform +-0.05, starts it from almost nothing)."""
-    model = backbone(vocab_size=200, embedding_dim=64)
-    model.build((1, 3))
-    embeddings = keras.ops.convert_to_numpy(model.embedding.embeddings)
-    assert 0.9 < embeddings.std() < 1.1 and abs(embeddings.mean()) < 0.05
+def test_unit_embeddings_start_at_the_scale_the_first_kernel_expects():
+    """N(0, 1), as PyTorch draws them (language models): the first recurrent layer's glorot
+    kernel is scaled for inputs of unit variance; else Keras's uniform +-0.05 (seq2seq)."""
+    for unit, (low, high) in ((True, (0.9, 1.1)), (False, (0.02, 0.04))):
+        model = backbone(vocab_size=200, embedding_dim=64, unit_embeddings=unit)
+        model.build((1, 3))
+        embeddings = keras.ops.convert_to_numpy(model.embedding.embeddings)
+        assert low < embeddings.std() < high and abs(embeddings.mean()) < 0.05
+        assert TextBackbone.from_config(model.get_config()).unit_embeddings == unit
 
 
 def test_a_basecaller_is_refused_in_one_line():
