@@ -78,18 +78,17 @@ def custom_fit(
     recipe,
     data,
     steps: int,
-    output: Path,
+    folder: Path,
     epochs: int,
     callbacks: list,
     writers,
 ):
     """Train ``recipe``'s model (:class:`nanoseq.training.Recipe`) on the ``tf.data`` batches
     ``data`` (``steps`` per epoch) under ``strategy``. ``callbacks`` and then ``writers(folder)``
-    (the callbacks that write this worker's files) see each epoch's logs. Returns the model and
-    its history."""
+    (the callbacks that write this worker's files into its ``folder``) see each epoch's logs.
+    Returns the model and its history."""
     import tensorflow as tf
 
-    folder = worker_folder(strategy.cluster_resolver, Path(output))
     folder.mkdir(parents=True, exist_ok=True)
     with strategy.scope():
         net = recipe.build()

@@ -390,7 +390,7 @@ def _fit_multiworker(run: TrainingRun, recipe: Recipe, train, batch_size, shuffl
         recipe,
         data,
         steps,
-        run.output,
+        run.folder(),
         run.epochs,
         watch,
         lambda folder: _writers(folder, recipe),

@@ -33,7 +33,7 @@ def evaluate_calls(calls: str, reference: str, metrics_path: str, per_read_path:
             raise InputError("an output would overwrite an input", output)
     aligner = Aligner(reference)
     rows = [
-        {"read_id": c.read_id, **aligner.align(c.sequence, c.qualities, None, c.mean_qscore)}
+        {"read_id": c.read_id, **aligner.align(c.sequence, c.qualities, read_qscore=c.mean_qscore)}
         for c in read_calls(calls)
     ]
     if not rows:
