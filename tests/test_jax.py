@@ -41,7 +41,7 @@ found["jit_error"] = max(
 
 # nanoseq's LSTM scan against Keras's loop: outputs and gradients, both directions
 import jax
-from nanoseq.lstm import LSTM
+from nanoseq.recurrent import LSTM
 
 def outputs_and_gradients(layer, x):
     def loss(values):

@@ -8,7 +8,7 @@ import math
 
 import keras
 
-from nanoseq.lstm import LSTM
+from nanoseq.recurrent import LSTM
 
 STRIDES = (1, 1, 6)
 CELLS = {"lstm": LSTM, "gru": keras.layers.GRU}

@@ -23,7 +23,7 @@ import keras
 from keras import ops
 
 from nanoseq.basecaller.transformer import TransformerEncoderLayer
-from nanoseq.lstm import LSTM
+from nanoseq.recurrent import LSTM
 
 ACTIVATIONS = ("swish", "tanh", "relu")
 

@@ -15,9 +15,9 @@ import keras
 from keras import ops
 
 from nanoseq.dropout import Dropout
-from nanoseq.lstm import LSTM
+from nanoseq.recurrent import GRU, LSTM
 
-CELLS = {"rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU, "lstm": LSTM}
+CELLS = {"rnn": keras.layers.SimpleRNN, "gru": GRU, "lstm": LSTM}
 
 
 @keras.saving.register_keras_serializable(package="nanoseq")

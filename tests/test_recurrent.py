@@ -1,17 +1,20 @@
-"""nanoseq's LSTM: Keras's results and gradients, from its own CPU path."""
+"""nanoseq's LSTM and GRU: Keras's results and gradients, from their own CPU path."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from nanoseq.lstm import LSTM
+from nanoseq.recurrent import GRU, LSTM
+
+LAYERS = {"lstm": (keras.layers.LSTM, LSTM), "gru": (keras.layers.GRU, GRU)}
 
 
-def pair(**options):
-    """A Keras LSTM and a nanoseq LSTM with the same weights."""
-    theirs = keras.layers.LSTM(8, **options)
-    ours = LSTM(8, **options)
+def pair(cell, **options):
+    """A Keras layer and nanoseq's with the same weights."""
+    keras_class, own_class = LAYERS[cell]
+    theirs = keras_class(8, **options)
+    ours = own_class(8, **options)
     theirs.build((None, None, 5))
     ours.build((None, None, 5))
     rng = np.random.default_rng(0)
@@ -35,12 +38,13 @@ def outputs_and_gradients(layer, x, states, jit=False):
 
 
 def own_path_only(monkeypatch):
-    """Keras's own loop, made unusable: nanoseq's LSTM must not need it."""
+    """Keras's own loops, made unusable: nanoseq's layers must not need them."""
 
     def refuse(*args, **kwargs):
         raise AssertionError("fell back to Keras's loop")
 
-    monkeypatch.setattr(keras.layers.LSTM, "inner_loop", refuse)
+    for keras_class, _ in LAYERS.values():
+        monkeypatch.setattr(keras_class, "inner_loop", refuse)
 
 
 @pytest.mark.parametrize(
@@ -54,11 +58,12 @@ def own_path_only(monkeypatch):
     ids=["sequences+state", "backwards", "backwards-last+state", "last"],
 )
 @pytest.mark.parametrize("jit", [False, True], ids=["graph", "xla"])
-def test_same_outputs_and_gradients_as_keras(options, jit, monkeypatch):
-    theirs, ours = pair(**options)
+@pytest.mark.parametrize("cell", LAYERS)
+def test_same_outputs_and_gradients_as_keras(cell, options, jit, monkeypatch):
+    theirs, ours = pair(cell, **options)
     rng = np.random.default_rng(1)
     x = rng.normal(size=(3, 11, 5)).astype("float32")
-    states = [rng.normal(size=(3, 8)).astype("float32") for _ in range(2)]
+    states = [rng.normal(size=(3, 8)).astype("float32") for _ in range(2 if cell == "lstm" else 1)]
     expected, expected_gradients = outputs_and_gradients(theirs, x, states)
     own_path_only(monkeypatch)
     got, gradients = outputs_and_gradients(ours, x, states, jit)
@@ -91,3 +96,7 @@ def test_inference_masks_and_dropout_use_keras_loop():
     plain.build((None, None, 3))
     assert plain._fast(None, training=True)
     assert not plain._fast(np.ones((1, 2), bool), training=True)
+    reset_before = GRU(4, reset_after=False)
+    reset_before.build((None, None, 3))
+    assert not reset_before._fast(None, training=True)
+    assert GRU(4)._fast(None, training=True)
