@@ -112,6 +112,25 @@ def preprocess(sentence: str, lowercase: bool = False, tokenize: bool = False) -
     return " ".join(_TOKEN.findall(sentence) if tokenize else sentence.split())
 
 
+_CLOSING = set(".,;:!?)]}%")
+_OPENING = set("([{$#")
+_QUOTES = {'"', "'"}
+
+
+def detokenize(tokens: str) -> str:
+    """Tokenised text (:func:`preprocess`'s) joined back as it is written: no space before
+    closing punctuation or after opening brackets, and straight quotes taken in pairs."""
+    out, quotes, glue = "", 0, True  # glue: no space before the next token
+    for token in tokens.split():
+        opening_quote = token in _QUOTES and quotes % 2 == 0
+        if token in _QUOTES:
+            quotes += 1
+        attach = glue or token in _CLOSING or (token in _QUOTES and not opening_quote)
+        out += token if attach else " " + token
+        glue = token in _OPENING or opening_quote
+    return out
+
+
 def encode_pairs(
     sources: list[str],
     targets: list[str],

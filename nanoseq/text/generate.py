@@ -94,48 +94,89 @@ def beam_search(
     length_penalty: float = 0.0,
     eos_id: int | None = None,
 ) -> list[int]:
-    """The best of ``width`` hypotheses kept at every step.
+    """:func:`beam_search_batch` for one hypothesis (``log_probs`` is ``(vocab,)``)."""
+    first = [np.asarray(s)[:1] for s in states]
+    return beam_search_batch(step, first, log_probs[None], length, width, length_penalty, eos_id)[0]
 
-    Each step ranks all extensions; those ending in ``eos_id`` among the best ``width`` finish,
-    and the best ``width`` others live on. Finished hypotheses (or live ones at ``length``) are
-    ranked by ``score / len ** length_penalty`` (0 = raw log probability, 1 = per-token
-    average). The search ends when ``width`` hypotheses have finished, or (``length_penalty``
-    0) as soon as the best finished one beats every live one.
+
+def beam_search_batch(
+    step: Step,
+    states: list,
+    log_probs: np.ndarray,
+    length,
+    width: int = 5,
+    length_penalty: float = 0.0,
+    eos_id: int | None = None,
+) -> list[list[int]]:
+    """The best of ``width`` hypotheses kept at every step, for a batch of rows at once
+    (``log_probs`` is ``(batch, vocab)``; ``length`` one limit or one a row): each step
+    advances the live hypotheses of every row still searching in one call of ``step``.
+
+    Each step ranks a row's extensions; those ending in ``eos_id`` among the best ``width``
+    finish, and the best ``width`` others live on. Finished hypotheses (or live ones at the
+    length limit) are ranked by ``score / len ** length_penalty`` (0 = raw log probability,
+    1 = per-token average). A row ends when ``width`` hypotheses have finished (fairseq's
+    rule), or (``length_penalty`` 0) as soon as its best finished one beats every live one.
     """
-    beams = [([], 0.0)]
-    first = log_probs[None, :]
-    states = [np.asarray(s)[:1] for s in states]
-    finished: list[tuple[list[int], float]] = []
+    rows, vocab = log_probs.shape
+    limits = np.broadcast_to(np.asarray(length), (rows,))
+    found: list[list[int]] = [[] for _ in range(rows)]
+    finished: list[list[tuple[list[int], float]]] = [[] for _ in range(rows)]
+    active = np.arange(rows)  # rows still searching, as the step's batch holds them
+    tokens = np.zeros((rows, width, 0), dtype=np.int64)  # live hypotheses
+    scores = np.full((rows, width), -np.inf)
+    scores[:, 0] = 0.0  # one live hypothesis at first: the others cannot be extended
+    states = [np.repeat(np.asarray(s), width, axis=0) for s in states]
+    step_log_probs = np.repeat(log_probs, width, axis=0)
 
     def ranked(hypothesis):
-        tokens, score = hypothesis
-        return score / max(1, len(tokens)) ** length_penalty
+        ids, score = hypothesis
+        return score / max(1, len(ids)) ** length_penalty
 
-    for t in range(length):
-        scores = first if t == 0 else None
-        if scores is None:
-            last = np.array([tokens[-1] for tokens, _ in beams])
-            scores, states = step(last, states)
+    for t in range(int(limits.max(initial=0))):
+        if t:
+            step_log_probs, states = step(tokens[:, :, -1].reshape(-1), states)
             states = [np.asarray(s) for s in states]
-        total = np.array([score for _, score in beams])[:, None] + scores
-        flat = np.argsort(-total, axis=None)[: 2 * width]
-        keep, order = [], []
-        for rank, index in enumerate(flat):
-            row, token = divmod(int(index), total.shape[1])
-            hypothesis = (beams[row][0] + [token], float(total[row, token]))
-            if token == eos_id:
-                if rank < width:  # only the best ``width`` may end (so width 1 is greedy)
-                    finished.append(hypothesis)
-            elif len(keep) < width:
-                keep.append(hypothesis)
-                order.append(row)
-        beams, states = keep, [s[order] for s in states]
-        if not beams or len(finished) >= width:  # fairseq's rule: width hypotheses finished
-            return max(finished, key=ranked)[0]
-        if length_penalty == 0 and finished:  # scores only fall: a finished best stays best
-            if max(score for _, score in finished) >= max(score for _, score in beams):
-                return max(finished, key=ranked)[0]
-    return max(finished + beams, key=ranked)[0]
+        n = len(active)
+        total = scores[:, :, None] + np.asarray(step_log_probs).reshape(n, width, vocab)
+        total = total.reshape(n, -1)
+        best = _best(total, 2 * width)
+        value = np.take_along_axis(total, best, 1)
+        beam, token = np.divmod(best, vocab)
+        ends = token == eos_id
+        for r, rank in np.argwhere(ends[:, :width]):  # so width 1 is greedy
+            ids = tokens[r, beam[r, rank]].tolist() + [eos_id]
+            finished[active[r]].append((ids, float(value[r, rank])))
+        live = np.argsort(ends, axis=1, kind="stable")[:, :width]  # at most width end
+        beam, token, scores = (np.take_along_axis(a, live, 1) for a in (beam, token, value))
+        here = np.arange(n)[:, None]
+        tokens = np.concatenate([tokens[here, beam], token[..., None]], axis=2)
+        order = (here * width + beam).reshape(-1)
+        done = np.zeros(n, dtype=bool)
+        for r, row in enumerate(active):
+            ended = finished[row]
+            if len(ended) >= width or (
+                length_penalty == 0 and ended and max(s for _, s in ended) >= scores[r].max()
+            ):  # scores only fall: a finished best stays best
+                found[row], done[r] = max(ended, key=ranked)[0], True
+            elif t + 1 >= limits[row]:
+                alive = [
+                    (ids, float(s)) for ids, s in zip(tokens[r].tolist(), scores[r], strict=True)
+                ]
+                found[row], done[r] = max(ended + alive, key=ranked)[0], True
+        stay = ~done
+        active, tokens, scores = active[stay], tokens[stay], scores[stay]
+        states = [s[order[np.repeat(stay, width)]] for s in states]
+        if not len(active):
+            break
+    return found
+
+
+def _best(total: np.ndarray, k: int) -> np.ndarray:
+    """Each row's ``k`` largest entries' indices, best first (ties: the lower index)."""
+    k = min(k, total.shape[1])
+    top = np.sort(np.argpartition(-total, k - 1, axis=1)[:, :k], axis=1)
+    return np.take_along_axis(top, np.argsort(-np.take_along_axis(total, top, 1), 1, "stable"), 1)
 
 
 def generate_text(

@@ -1,5 +1,5 @@
 """Translate with a trained :class:`~nanoseq.text.seq2seq.Seq2Seq`: the model's own preprocessing
-and vocabularies, greedy decoding in length-sorted batches or beam search per sentence (both from
+and vocabularies, greedy decoding and beam search in length-sorted batches (both from
 :mod:`nanoseq.text.generate`), BLEU/chrF against references, and attention maps."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from nanoseq.errors import InputError
 from nanoseq.io import atomic_write, write_metrics
 from nanoseq.metrics import translation_scores
 from nanoseq.runtime import compiled
-from nanoseq.text.data import length_buckets, pad, preprocess
-from nanoseq.text.generate import beam_search, greedy_batch, without_ids
+from nanoseq.text.data import detokenize, length_buckets, pad, preprocess
+from nanoseq.text.generate import beam_search_batch, greedy_batch, without_ids
 from nanoseq.text.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocabulary
 
 
@@ -68,18 +68,12 @@ class Translator:
         length_penalty: float = 1.0,
         max_length: int | None = None,
     ) -> list[list[int]]:
-        """Beam search for each source of a batch (encoded together, searched one by one)."""
+        """Beam search for a batch of sources, searched together."""
         log_probs, states = self.start(sources)
-        found = []
-        for row, source in enumerate(sources):
-            # this row's states, its memory cut to its own length
-            own = [s[row : row + 1] for s in states[:-3]]
-            own += [s[row : row + 1, : len(source)] for s in states[-3:]]
-            length = max_length or limit(len(source))
-            found.append(
-                beam_search(self.step, own, log_probs[row], length, width, length_penalty, EOS_ID)
-            )
-        return found
+        lengths = [max_length or limit(len(source)) for source in sources]
+        return beam_search_batch(
+            self.step, states, log_probs, lengths, width, length_penalty, EOS_ID
+        )
 
     def translate(
         self,
@@ -183,7 +177,9 @@ def evaluate_translation(
 ) -> dict:
     """``nanoseq seq2seq evaluate``: translate ``sources`` and score them against
     ``references`` preprocessed by the model's own rule (so tokenised, lower-cased models are
-    scored on tokenised, lower-cased text). ``attention_map``: a PNG of the attention weights of
+    scored on tokenised, lower-cased text); a tokenising model's translations are also scored
+    detokenised against the references as given (``detokenised``: sacrebleu's defaults, as
+    WMT papers report). ``attention_map``: a PNG of the attention weights of
     the ``sentence``-th (0-based) translation."""
     translator = load_translator(model)
     if attention_map is not None:
@@ -203,7 +199,7 @@ def evaluate_translation(
 
         tokens = translator.attention(sources[sentence], hypotheses[sentence])
         plot_attention(*tokens, attention_map, f"sentence {sentence + 1}: {sources[sentence]}")
-    return {
+    found = {
         "model": str(model),
         "beam_width": beam_width,
         "length_penalty": length_penalty,
@@ -211,3 +207,6 @@ def evaluate_translation(
         **translation_scores(hypotheses, [translator.prepare(r) for r in references]),
         "seconds": round(seconds, 3),
     }
+    if translator.model.preprocessing.get("tokenize"):  # as WMT papers score: raw references
+        found["detokenised"] = translation_scores([detokenize(h) for h in hypotheses], references)
+    return found

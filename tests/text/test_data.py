@@ -8,6 +8,7 @@ from nanoseq.errors import InputError
 from nanoseq.text.data import (
     bptt_windows,
     corpus_text,
+    detokenize,
     encode_corpus,
     encode_pairs,
     length_buckets,
@@ -76,6 +77,15 @@ def test_preprocess_rule():
     assert preprocess(text, lowercase=True, tokenize=True) == (
         "zwei junge , weiße männer ( im t-shirt ) sind's !"
     )
+
+
+def test_detokenize_writes_tokenised_text_back():
+    for text in [
+        "Zwei junge, weiße Männer (im T-Shirt) sind's!",
+        'A sign reads "Stop here!" and costs $5 (50%).',
+        "He said 'hi' twice; then: nothing?",
+    ]:
+        assert detokenize(preprocess(text, tokenize=True)) == text
 
 
 def test_length_filter_reports_what_it_drops(caplog):

@@ -2,7 +2,14 @@
 
 import numpy as np
 
-from nanoseq.text.generate import beam_search, filter_logits, greedy, greedy_batch, sample
+from nanoseq.text.generate import (
+    beam_search,
+    beam_search_batch,
+    filter_logits,
+    greedy,
+    greedy_batch,
+    sample,
+)
 
 EOS = 0
 
@@ -94,3 +101,23 @@ def test_batch_greedy_equals_greedy_row_by_row():
     rows = greedy_batch(step, [], logp[starts], 30, eos_id=EOS)
     assert rows == [greedy(step, [], logp[s], 30, eos_id=EOS) for s in starts]
     assert len({len(r) for r in rows}) > 1  # rows stop at their own <eos>
+
+
+def test_batch_beam_search_equals_beam_search_row_by_row():
+    rng = np.random.default_rng(2)
+    logp = np.log(rng.dirichlet(np.ones(12) * 0.3, size=12))
+
+    def step(tokens, states):  # the state is a hash of the history: beams must carry theirs
+        (history,) = states
+        history = (history * 7 + tokens) % 12
+        return logp[history], [history]
+
+    starts, limits = np.array([1, 5, 7, 9, 11]), [30, 30, 4, 30, 2]
+    for penalty in (0.0, 1.0):
+        rows = beam_search_batch(step, [starts], logp[starts], limits, 3, penalty, EOS)
+        singly = [
+            beam_search(step, [starts[i : i + 1]], logp[s], n, 3, penalty, EOS)
+            for i, (s, n) in enumerate(zip(starts, limits, strict=True))
+        ]
+        assert rows == singly
+        assert len(rows[4]) <= 2 and len({len(r) for r in rows}) > 2  # rows end on their own
