@@ -2,10 +2,13 @@
 
     python bench/lm.py shakespeare [--minutes 29]   # char LSTM 2x256, first 90 % / last 10 %
     python bench/lm.py ptb                          # Zaremba et al. small: 2x200 LSTM, 13 epochs
+    python bench/lm.py ptb-medium --minutes 10      # their medium, 2x650: a part of its 39 epochs
     python bench/lm.py side-by-side [--steps 300]   # nanoseq against PyTorch, same model and data
 
 Data from ../shared/data/text. Training tokens/s is measured over the whole training run; the
-baseline measured in the same run is the untrained model's validation score (ln V per token).
+baseline measured in the same run is the untrained model's validation score (ln V per token);
+``hours_for_all_epochs`` is the time all of the task's epochs would take at that rate (the
+estimate for a run cut short by ``--minutes``).
 
 `side-by-side`: the character model of tinyshakespeare (embedding 64, 2 layers, batch 32 x 100
 steps, Adam at 2e-3 with nanoseq's warm-up and cosine over the run, global-norm clip 5, states
@@ -45,7 +48,8 @@ TASKS = {
         dict(
             epochs=60,  # more than 30 minutes hold: the schedule anneals within --minutes
             max_minutes=29.0,  # the target's 30 minutes, less the last epoch's validation
-            xla="auto",  # nanoseq's LSTM ran 0.31 s a step without XLA, 0.34 s with
+            xla="auto",  # language models: XLA on CPUs too (before that default, with this
+            # dropout: 0.31 s a step without XLA, 0.34 s with; not measured again since)
         ),
         dict(
             level="char",
@@ -83,8 +87,18 @@ TASKS = {
 }
 
 
+TASKS["ptb-medium"] = (  # Zaremba et al.'s medium model: 39 epochs, 1/1.2 a epoch from the 7th
+    dict(epochs=39),
+    {
+        **TASKS["ptb"][1],
+        **dict(units=650, embedding_dim=650, steps=35, dropout=0.5),
+        **dict(learning_rate=35.0, clipnorm=5 / 35, decay=1 / 1.2, decay_from=7),
+    },
+)
+
+
 def files(task: str, work: Path) -> tuple[list[Path], list[Path], list[Path]]:
-    if task == "ptb":
+    if task.startswith("ptb"):
         folder = TEXT / "ptb"
         return [folder / "ptb.train.txt"], [folder / "ptb.valid.txt"], [folder / "ptb.test.txt"]
     text = (TEXT / "tinyshakespeare.txt").read_text()
@@ -203,8 +217,10 @@ def main() -> None:
     if args.task == "side-by-side":
         print(json.dumps(side_by_side(args)), flush=True)
         return
+    from nanoseq.text.data import encode_corpus
     from nanoseq.text.lm_evaluate import evaluate_text
     from nanoseq.text.lm_train import train_language_model
+    from nanoseq.text.vocab import Vocabulary
     from nanoseq.training import TrainingRun
 
     work = Path(tempfile.mkdtemp())
@@ -223,12 +239,18 @@ def main() -> None:
     )
     seconds = time.perf_counter() - start
     tokens = counter.batches * options["batch_size"] * options["steps"]
+    window = options["batch_size"] * options["steps"]
+    stream = encode_corpus(train, Vocabulary.from_config(trainer.model.vocabulary))
+    epoch_tokens = (len(stream) - 1) // window * window
     result = {
         "benchmark": f"lm-{args.task}",
         "config": {**run_options, **options},
         "epochs_run": len(history.history["loss"]),
         "train_seconds": round(seconds),
         "train_tokens_per_s": round(tokens / seconds),
+        "hours_for_all_epochs": round(
+            epoch_tokens * run_options["epochs"] * seconds / tokens / 3600, 2
+        ),
         "baseline_nats_per_token": round(math.log(trainer.model.vocab_size), 4),
         "valid": evaluate_text(str(output / "model.keras"), str(valid[0])),
         "test": evaluate_text(str(output / "model.keras"), str(test[0])),
