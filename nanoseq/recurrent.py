@@ -148,15 +148,7 @@ def _lstm_sequence(x, h0, c0, kernel, recurrent, bias):
             c = f * c + i * (2 * g - 1)
             tanh_c = tf.tanh(c)
             h = o * tanh_c
-            return (
-                t + 1,
-                h,
-                c,
-                gates_.write(t, gates),
-                cs.write(t, c),
-                tanhs.write(t, tanh_c),
-                hs.write(t, h),
-            )
+            return t + 1, h, c, *_written(t, (gates_, cs, tanhs, hs), (gates, c, tanh_c, h))
 
         _, h, c, gates_, cs, tanhs, hs = tf.while_loop(
             lambda t, *_: t < steps, forward, (0, h0, c0, *saved)
@@ -222,14 +214,7 @@ def _gru_sequence(x, h0, kernel, recurrent, bias):
             z, r = tf.split(gates, 2, axis=1)
             n = tf.tanh(a_n + r * m_n)  # m_n: the recurrent product the reset gate scales
             h = z * h + (1 - z) * n
-            return (
-                t + 1,
-                h,
-                gates_.write(t, gates),
-                ns.write(t, n),
-                ms.write(t, m_n),
-                hs.write(t, h),
-            )
+            return t + 1, h, *_written(t, (gates_, ns, ms, hs), (gates, n, m_n, h))
 
         _, h, gates_, ns, ms, hs = tf.while_loop(lambda t, *_: t < steps, forward, (0, h0, *saved))
         outputs = hs.stack()
@@ -267,3 +252,8 @@ def _gru_sequence(x, h0, kernel, recurrent, bias):
         return (outputs, h), gradient
 
     return run(x, h0, kernel, recurrent, bias)
+
+
+def _written(t, arrays, values) -> list:
+    """Each ``TensorArray`` of ``arrays`` with its value of ``values`` written at step ``t``."""
+    return [array.write(t, value) for array, value in zip(arrays, values, strict=True)]
