@@ -12,12 +12,46 @@ from pathlib import Path
 
 from nanoseq.errors import InputError
 
+# What Keras imports at start-up only to offer it (DataFrames to fit, image galleries, notebook
+# editing of saved files): 0.8 s, which a command that never uses them need not pay
+KERAS_EXTRAS = ("pandas", "matplotlib", "IPython")
+_skip_extras = False
+
+
+def skip_keras_extras() -> None:
+    """Let :func:`import_keras` import Keras without :data:`KERAS_EXTRAS` (Keras then goes
+    without them; nanoseq imports matplotlib itself where it draws). For the command line, whose
+    process is nanoseq's own: a Python user's Keras keeps them."""
+    global _skip_extras
+    _skip_extras = True
+
+
+@contextlib.contextmanager
+def _hidden(names):
+    """Within: importing a module of ``names`` (not yet imported) fails, as if absent."""
+    hidden = [name for name in names if name not in sys.modules]
+    sys.modules.update(dict.fromkeys(hidden))
+    try:
+        yield
+    finally:
+        for name in hidden:
+            sys.modules.pop(name, None)
+
 
 def import_keras():
     """Import Keras (and its backend). TensorFlow's log lines (C++: start-up oneDNN and CUDA
     probes, run-time notices; Python: retracing notices) are dropped unless every library logs
     at debug level (``-vvv``); its errors still reach Python as exceptions."""
-    if "keras" in sys.modules or logging.getLogger().isEnabledFor(logging.DEBUG):
+    if "keras" in sys.modules:
+        import keras
+
+        return keras
+    with _hidden(KERAS_EXTRAS if _skip_extras else ()):
+        return _import_keras_quietly()
+
+
+def _import_keras_quietly():
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
         import keras
 
         return keras

@@ -1,6 +1,8 @@
 """Where compiled programs persist between processes, and how the backends are told."""
 
 import os
+import subprocess
+import sys
 
 from nanoseq.runtime import compile_cache, persist_compilations
 
@@ -33,3 +35,18 @@ def test_both_backends_are_told_and_a_users_own_settings_win(tmp_path, monkeypat
     assert os.environ["JAX_COMPILATION_CACHE_DIR"] == "/theirs"
     persist_compilations()  # again: not added twice
     assert os.environ["TF_XLA_FLAGS"].count("persistent_cache") == 1
+
+
+def test_the_command_line_imports_keras_without_its_extras():
+    """Keras's optional imports stay out of the command line's process, and stay importable."""
+    code = (
+        "import sys\n"
+        "from nanoseq.runtime import KERAS_EXTRAS, import_keras, skip_keras_extras\n"
+        "skip_keras_extras()\n"
+        "import_keras()\n"
+        "print(sorted(set(KERAS_EXTRAS) & set(sys.modules)))\n"
+        "import matplotlib.pyplot\n"
+        "print('matplotlib' in sys.modules)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["[]", "True"]
