@@ -15,7 +15,7 @@ from nanoseq.io import atomic_write, write_metrics
 from nanoseq.metrics import translation_scores
 from nanoseq.runtime import compiled
 from nanoseq.text.data import detokenize, length_buckets, pad, preprocess
-from nanoseq.text.generate import beam_search_batch, greedy_batch, without_ids
+from nanoseq.text.generate import beam_search_batch, greedy_batch
 from nanoseq.text.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocabulary
 
 
@@ -32,8 +32,9 @@ class Translator:
         self.source_vocab = Vocabulary.from_config(model.source_vocabulary)
         self.target_vocab = Vocabulary.from_config(model.target_vocabulary)
         self.encode = compiled(model.encode)
-        self.next_token = compiled(model.next_token)
         self.banned = [PAD_ID, UNK_ID, BOS_ID]
+        self.allowed = ~np.isin(np.arange(model.target_vocab_size), self.banned)
+        self.next_log_probs = compiled(self._next_log_probs)
 
     def prepare(self, sentence: str) -> str:
         return preprocess(sentence, **self.model.preprocessing)
@@ -42,13 +43,20 @@ class Translator:
         """Source token ids ending in ``<eos>``, as in training."""
         return self.source_vocab.encode(self.prepare(sentence), eos=True)
 
+    def _next_log_probs(self, tokens, memory, keys, mask, *states):
+        """The next token's log probabilities (the banned tokens impossible) and the decoder's
+        new states: on the backend, where it is many times faster than on the host."""
+        logits, *finals = self.model.next_token(tokens, memory, keys, mask, *states)
+        logits = ops.where(self.allowed, logits, float("-inf"))
+        return [ops.log_softmax(logits, axis=-1), *finals]
+
     def step(self, tokens, states):
         *decoder_states, memory, keys, mask = states
-        logits, *finals = self.next_token(
+        log_probs, *finals = self.next_log_probs(
             np.asarray(tokens, dtype=np.int32), memory, keys, mask, *decoder_states
         )
-        log_probs = without_ids(ops.convert_to_numpy(logits), self.banned)
-        return log_probs, [ops.convert_to_numpy(s) for s in finals] + [memory, keys, mask]
+        finals = [ops.convert_to_numpy(s) for s in finals]
+        return ops.convert_to_numpy(log_probs), finals + [memory, keys, mask]
 
     def start(self, sources: list[np.ndarray]) -> tuple[np.ndarray, list]:
         """First-token log probabilities and the step states for a batch of sources."""
