@@ -112,12 +112,10 @@ TRAINING_RUN = [
         "--mixed-precision", is_flag=True, help="float16 compute, float32 outputs (GPUs)."
     ),
     click.option(
-        "--xla",
-        flag_value=True,
-        default="auto",  # Keras's choice (XLA on GPUs), and the language models' on CPUs too
-        type=click.UNPROCESSED,
-        help="Compile the training step with XLA, on CPU too (language models do by default; "
-        "faster on some CPUs, slower on others).",
+        "--xla/--no-xla",
+        default=None,  # Keras's choice (XLA on GPUs), and the language models' on CPUs too
+        help="Compile the training step with XLA, on CPU too, or not (default: on GPUs, and "
+        "for language models on CPUs too; faster on some CPUs, slower on others).",
     ),
     click.option("--seed", default=1, show_default=True, type=SEED),
 ]
@@ -144,7 +142,9 @@ def training_run(command):
         import_keras()  # first, quietly: TensorFlow's start-up lines stay off stderr
         from nanoseq.training import TrainingRun
 
-        run = TrainingRun(**{key: options.pop(key) for key in RUN_KEYS})
+        values = {key: options.pop(key) for key in RUN_KEYS}
+        values["xla"] = "auto" if values["xla"] is None else values["xla"]  # neither flag given
+        run = TrainingRun(**values)
         return command(run=run, **options)
 
     return stacked(*TRAINING_RUN)(wrapper)

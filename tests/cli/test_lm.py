@@ -139,3 +139,22 @@ def test_bundled_model_generates_out_of_the_box():
     assert text.startswith("ROMEO:") and text.endswith("\n") and len(text) == 6 + 80 + 1
     words = [w for w in text[6:].split() if w.isalpha()]
     assert len(words) >= 5  # it writes words, not noise
+
+
+@pytest.mark.parametrize(
+    "flags, expected", [([], "'auto'"), (["--xla"], "True"), (["--no-xla"], "False")]
+)
+def test_xla_can_be_forced_either_way(tmp_path, flags, expected):
+    """Language models default to XLA on CPUs: --no-xla turns it off, --xla on for any family."""
+    import click
+
+    from nanoseq.cli.options import training_run
+
+    @click.command()
+    @training_run
+    def command(run):
+        click.echo(repr(run.xla))
+
+    result = CliRunner().invoke(command, ["-o", str(tmp_path), *flags])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == expected
