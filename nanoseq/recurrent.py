@@ -22,12 +22,9 @@ class _FastOnCPU:
 
     def _plain(self, mask) -> bool:
         """Whether the layer is plain (no mask, dropout or unrolling; tanh and sigmoid; biases
-        on; a GRU's reset gate after its product, Keras's default), which the fast paths
-        compute."""
+        on), which the fast paths compute."""
         cell = self.cell
         if mask is not None or self.unroll or cell.recurrent_dropout or cell.dropout:
-            return False
-        if not getattr(cell, "reset_after", True):
             return False
         return cell.use_bias and (cell.activation, cell.recurrent_activation) == (
             keras.activations.tanh,
@@ -110,6 +107,10 @@ class LSTM(_FastOnCPU, keras.layers.LSTM):
 class GRU(_FastOnCPU, keras.layers.GRU):
     """``keras.layers.GRU``, same arguments and weights, with a fast CPU training path on
     TensorFlow."""
+
+    def _plain(self, mask) -> bool:
+        """Plain, and the reset gate applied after the recurrent product (Keras's default)."""
+        return super()._plain(mask) and self.cell.reset_after
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if not self._fast(mask, training):
