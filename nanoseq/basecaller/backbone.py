@@ -8,10 +8,10 @@ import math
 
 import keras
 
-from nanoseq.recurrent import LSTM
+from nanoseq.recurrent import GRU, LSTM
 
 STRIDES = (1, 1, 6)
-CELLS = {"lstm": LSTM, "gru": keras.layers.GRU}
+CELLS = {"lstm": LSTM, "gru": GRU}
 
 
 @keras.saving.register_keras_serializable(package="nanoseq")
