@@ -128,6 +128,6 @@ def train_language_model(
         monitor=("val_nats_per_token", "min"),
         export=lambda trainer: trainer.model,
         callbacks=callbacks,
-        xla_on_cpu=True,  # windows of one shape; char LSTM 2x256 steps 1.1-1.5x faster
+        xla_on_cpu=True,  # windows of one shape; 2x256 char steps: LSTM 1.34x, GRU 1.23x faster
     )
     return fit(run, recipe, (x, y), batch_size=batch_size, shuffle=False)
