@@ -17,6 +17,9 @@ padding, so the longer stream is nearer to the steady state of a whole run. Memo
 one run as `nanoseq basecall` makes it (beam --beam-width, a fresh process): peak RSS after the
 input once and after it four times over (flat = bounded); `peak_rss_mb_all_passes` is this
 process's, which holds the compiled model of both widths and every batch shape at once.
+Calibration, per pass: `read_qscore_error` (the mean absolute gap between each mapped read's mean
+qscore and -10 log10(1 - its identity)) and `worst_quality_bin_gap` (of the quality bins of at
+least 1,000 bases, the largest gap between the Q reported and the Q measured).
 `start_to_first_read`: a fresh process, from its start to its first read called, as the command
 line starts (its compile cache on, in a folder of this run), the first read called alone (in a
 stream it would wait for a whole batch): `cold` with the cache empty, `warm` run again, for each
@@ -198,6 +201,19 @@ def timed_run(args, model, samples: int, width: int, workers: int, out: Path) ->
         "median_identity": round(metrics["median_identity"], 4),
         "mean_identity": round(metrics["mean_identity"], 4),
         "mapped_fraction": round(metrics["mapped_fraction"], 4),
+        **calibration(metrics),
+    }
+
+
+def calibration(metrics: dict) -> dict:
+    """How far qualities are from what they measure: each read's mean qscore against
+    -10 log10(1 - identity) (the mean absolute gap), and the largest gap of a quality bin of at
+    least 1,000 bases."""
+    gaps = [abs(b["measured_q"] - b["q"]) for b in metrics["calibration"] if b["bases"] >= 1000]
+    read_gap = metrics["read_qscore_error"]  # None with no read mapped
+    return {
+        "read_qscore_error": None if read_gap is None else round(read_gap, 3),
+        "worst_quality_bin_gap": round(max(gaps), 3) if gaps else None,
     }
 
 

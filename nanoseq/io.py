@@ -111,15 +111,17 @@ def write_tsv(path, rows: Iterable[dict], columns: Sequence[str]) -> None:
             f.write(_tsv_line(row, columns))
 
 
-def mean_qscore(qualities, at_least: int = 0) -> float:
-    """Mean phred score taken over error probabilities (0.0 for an empty read); with fewer than
-    ``at_least`` bases, the missing ones count as wrong."""
+def mean_qscore(qualities, at_least: int = 0, error_scale: float = 1.0) -> float:
+    """Mean phred score taken over error probabilities (0.0 for an empty read), each scaled by
+    ``error_scale`` (at most 1); with fewer than ``at_least`` bases, the missing ones count as
+    wrong."""
     q = np.asarray(qualities, dtype=np.float64)
     bases = max(q.size, at_least)
     if bases == 0:
         return 0.0
     missing = bases - q.size
-    return float(-10 * np.log10((np.sum(10 ** (-q / 10)) + missing) / bases))
+    errors = np.minimum(error_scale * 10 ** (-q / 10), 1.0)
+    return float(-10 * np.log10((np.sum(errors) + missing) / bases))
 
 
 SAMPLES_PER_BASE = 100  # DNA passes a pore at 400-450 bases/s: 9-13 samples a base at 4-5 kHz
@@ -129,8 +131,9 @@ SAMPLES_PER_BASE = 100  # DNA passes a pore at 400-450 bases/s: 9-13 samples a b
 class Call:
     """A read's basecall: its bases, their phred scores (clipped to 0..93, the FASTQ range), the
     move table of ``stride`` samples a frame, the samples trimmed from the read's start, and the
-    normalisation's ``shift`` and ``scale``. Records and summary rows take the rest from the
-    :class:`~nanoseq.signal.readers.Read`."""
+    normalisation's ``shift`` and ``scale``, and ``error_scale``: its read's errors over the
+    sum of its bases' error probabilities (its basecaller's, the bases it misses counted).
+    Records and summary rows take the rest from the :class:`~nanoseq.signal.readers.Read`."""
 
     sequence: str
     qualities: np.ndarray
@@ -139,6 +142,7 @@ class Call:
     trimmed_samples: int = 0
     shift: float | None = None
     scale: float | None = None
+    error_scale: float = 1.0
 
     def __post_init__(self):
         self.qualities = np.clip(np.asarray(self.qualities), 0, 93).astype(np.uint8)
@@ -153,7 +157,7 @@ class Call:
         them, and scores below real reads. Computed once (the filter, the record and the
         summary row each ask)."""
         samples = 0 if self.moves is None else len(self.moves) * self.stride
-        return mean_qscore(self.qualities, samples // SAMPLES_PER_BASE)
+        return mean_qscore(self.qualities, samples // SAMPLES_PER_BASE, self.error_scale)
 
 
 def record_tags(read: Read, call: Call) -> list[tuple[str, object, str]]:

@@ -97,6 +97,12 @@ class _Columns:
         self.read_ok, self.read_inserted = read_ok, read_inserted
         self.inserts_before, self.blen = inserts_before, blen
 
+    @property
+    def identity(self) -> float:
+        """Matched bases over the alignment's columns (matches, mismatches and gaps)."""
+        columns = len(self.read_ok) + int(self.ref_deleted.sum())
+        return int(self.read_ok.sum()) / columns if columns else 0.0
+
     def rates(self) -> dict:
         mismatches = int((~self.ref_ok & ~self.ref_deleted).sum())
         return {
@@ -155,15 +161,19 @@ def _columns(cigar: str, query: str, ref: str) -> _Columns:
     return _Columns(ref_ok, ref_deleted, read_ok, read_inserted, inserts_before, max(1, r))
 
 
-def wrong_bases(call: str, truth: str) -> np.ndarray:
-    """Which bases of ``call`` are wrong against ``truth``, mismatched or inserted (edlib's
-    global alignment, read as :class:`Aligner`'s)."""
+def aligned(call: str, truth: str) -> _Columns:
+    """``call`` aligned to ``truth`` end to end (edlib), read as :class:`Aligner`'s alignments."""
     import edlib
 
-    if not call or not truth:
-        return np.full(len(call), not truth)
-    cigar = edlib.align(call, truth, task="path")["cigar"] or ""
-    return ~_columns(cigar, call, truth).read_ok
+    cigar = edlib.align(call, truth, task="path")["cigar"] if call and truth else None
+    if cigar is None:  # nothing to align: every base of the call inserted, of the truth deleted
+        cigar = "".join(f"{n}{op}" for n, op in ((len(call), "I"), (len(truth), "D")) if n)
+    return _columns(cigar, call, truth)
+
+
+def wrong_bases(call: str, truth: str) -> np.ndarray:
+    """Which bases of ``call`` are wrong against ``truth``, mismatched or inserted."""
+    return ~aligned(call, truth).read_ok
 
 
 def chunk_accuracy(reference: str, call: str) -> float:

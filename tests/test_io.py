@@ -135,6 +135,8 @@ def test_mean_qscore_in_error_space():
     assert mean_qscore(np.array([20, 20], np.uint8)) == pytest.approx(20)
     assert mean_qscore([]) == 0.0
     assert Call("AC", np.array([10, 30], np.uint8)).mean_qscore == pytest.approx(12.967, 1e-3)
+    assert mean_qscore([20, 20], error_scale=2.0) == pytest.approx(20 - 10 * np.log10(2))
+    assert mean_qscore([0, 20], error_scale=4.0) == pytest.approx(-10 * np.log10(1.04 / 2))
 
 
 def test_missing_bases_count_as_wrong_in_the_mean_qscore():

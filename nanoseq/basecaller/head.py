@@ -23,7 +23,8 @@ from typing import ClassVar, NamedTuple
 import keras
 import numpy as np
 
-from nanoseq.metrics import wrong_bases
+from nanoseq.io import mean_qscore
+from nanoseq.metrics import aligned, phred
 from nanoseq.runtime import compiled_for
 from nanoseq.signal.labels import ALPHABET
 
@@ -56,18 +57,27 @@ class Head(keras.losses.Loss):
     """The base of the heads; see the module's docstring. ``qscore_table`` maps a base's
     posterior quality (0 to :data:`MAX_QSCORE`) to the quality it is reported at: fitted after
     training so that a base called at Q20 is wrong one time in a hundred
-    (:meth:`with_fitted_qualities`); None keeps the posterior's."""
+    (:meth:`with_fitted_qualities`); None keeps the posterior's. ``read_error_scale``: a read's
+    errors over the sum of its bases' error probabilities (it misses bases, which no quality
+    can carry), fitted with the table; a read's mean qscore counts it."""
 
     kind: ClassVar[str]  # the name `--head` takes
     classes: int  # a head's class or the head itself (a CRF's state length) says
     skip: int = 0
 
-    def __init__(self, qscore_table: list[int] | None = None, **kwargs):
+    def __init__(
+        self, qscore_table: list[int] | None = None, read_error_scale: float = 1.0, **kwargs
+    ):
         super().__init__(**kwargs)
         self.qscore_table = None if qscore_table is None else [int(q) for q in qscore_table]
+        self.read_error_scale = float(read_error_scale)
 
     def get_config(self):
-        return {**super().get_config(), "qscore_table": self.qscore_table}
+        return {
+            **super().get_config(),
+            "qscore_table": self.qscore_table,
+            "read_error_scale": self.read_error_scale,
+        }
 
     def copy(self, **changes) -> Head:
         """This head with some of its settings changed."""
@@ -108,20 +118,31 @@ class Head(keras.losses.Loss):
         """This head with the quality table under which the bases it calls of ``scores`` are as
         often wrong as their qualities say: per posterior quality, the measured error of the
         calls aligned to ``truths`` (edlib), made monotone (pooled where it falls, weighted by
-        the bases each quality holds); qualities seen too rarely take their neighbours'."""
-        raw = self.copy(qscore_table=None)
+        the bases each quality holds); qualities seen too rarely take their neighbours'. Then
+        the read error scale under which the calls' mean qscores (by the table) meet
+        -10 log10(1 - identity) in the median (the median minimises the absolute gaps)."""
+        raw = self.copy(qscore_table=None, read_error_scale=1.0)
         bases, errors = np.zeros(MAX_QSCORE + 1), np.zeros(MAX_QSCORE + 1)
         calls = raw.decode_scores(scores, batch_size=batch_size)
-        for call, truth in zip(calls, truths, strict=True):
+        alignments = [aligned(c.sequence, t) for c, t in zip(calls, truths, strict=True)]
+        for call, alignment in zip(calls, alignments, strict=True):
             np.add.at(bases, call.qualities, 1)
-            np.add.at(errors, call.qualities[wrong_bases(call.sequence, truth)], 1)
+            np.add.at(errors, call.qualities[~alignment.read_ok], 1)
         seen = np.flatnonzero(bases >= MIN_BASES)
         if not len(seen):
             return self
         measured = -10 * np.log10((errors[seen] + 0.5) / (bases[seen] + 1.0))
         fitted = monotone(measured, bases[seen])
         table = np.interp(np.arange(MAX_QSCORE + 1), seen, fitted)
-        return self.copy(qscore_table=np.clip(np.rint(table), 1, MAX_QSCORE).astype(int).tolist())
+        table = np.clip(np.rint(table), 1, MAX_QSCORE).astype(int)
+        gaps = [
+            mean_qscore(table[call.qualities]) - phred(1 - alignment.identity)
+            for call, alignment in zip(calls, alignments, strict=True)
+            if len(call.sequence)
+        ]
+        return self.copy(
+            qscore_table=table.tolist(), read_error_scale=10 ** (float(np.median(gaps)) / 10)
+        )
 
     def truth(self, labels: np.ndarray) -> str:
         """What a call of a chunk labelled ``labels`` (codes, 0 padded) should be."""

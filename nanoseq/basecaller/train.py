@@ -74,7 +74,9 @@ def calibrate(path, chunk_set: ChunkSet, batch_size: int) -> None:
     truth = truths(model.head, references)
     head = model.head.calibrated(scores, truth, batch_size)
     head = head.with_fitted_qualities(scores, truth, batch_size)
-    log.info("qualities, fitted: %s", head.qscore_table)
+    log.info(
+        "qualities, fitted: %s; read error scale %.3g", head.qscore_table, head.read_error_scale
+    )
     model.head = head
     save(model, path)
 

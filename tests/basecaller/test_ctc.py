@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 from nanoseq.basecaller.ctc import CTCHead, beam_search, greedy
 from nanoseq.probability import log_softmax
@@ -68,6 +69,25 @@ def test_log_softmax_normalises():
     np.testing.assert_allclose(np.exp(log_softmax(x)).sum(axis=1), 1.0, rtol=1e-5)
 
 
+def chunks_at(raw_q: int, rng, missed: int = 0) -> tuple[np.ndarray, str]:
+    """A chunk's CTC scores, its 100 bases at posterior quality ``raw_q`` and wrong one time
+    in 10 ** (2 raw_q / 10) (so right at twice ``raw_q``), and its truth, which also holds
+    ``missed`` bases the call lacks."""
+    p = 1 - 10 ** (-raw_q / 10)
+    bases = rng.integers(1, 5, 100)
+    path = np.zeros(200, np.int64)
+    path[::2] = bases  # a blank between bases
+    logits = np.full((200, 5), np.log((1 - p) / 4), np.float32)
+    logits[np.arange(200), path] = np.log(p)
+    logits[1::2, 0] = 10.0  # blanks sure
+    truth = bases.copy()
+    flips = rng.random(100) < 10 ** (-2 * raw_q / 10)
+    truth[flips] = truth[flips] % 4 + 1
+    for _ in range(missed):
+        truth = np.insert(truth, rng.integers(1, len(truth)), rng.integers(1, 5))
+    return logits, "".join("NACGT"[c] for c in truth)
+
+
 def test_qualities_are_fitted_to_the_errors_they_predict():
     """Chunks whose bases have a posterior quality of 5 are wrong one time in 10 (Q10), those at
     10 one time in 100 (Q20): the fitted table reports them so."""
@@ -76,21 +96,9 @@ def test_qualities_are_fitted_to_the_errors_they_predict():
     assert wrong_bases("ACGTT", "ACCTT").tolist() == [False, False, True, False, False]
     assert wrong_bases("ACGGT", "ACGT").sum() == 1  # one inserted base
     rng = np.random.default_rng(0)
-    scores, truths = [], []
-    for chunk in range(400):
-        raw_q = 5 if chunk % 2 else 10
-        p = 1 - 10 ** (-raw_q / 10)
-        bases = rng.integers(1, 5, 100)
-        path = np.zeros(200, np.int64)
-        path[::2] = bases  # a blank between bases
-        logits = np.full((200, 5), np.log((1 - p) / 4), np.float32)
-        logits[np.arange(200), path] = np.log(p)
-        logits[1::2, 0] = 10.0  # blanks sure
-        truth = bases.copy()
-        flips = rng.random(100) < 10 ** (-2 * raw_q / 10)
-        truth[flips] = truth[flips] % 4 + 1
-        scores.append(logits)
-        truths.append("".join("NACGT"[c] for c in truth))
+    scores, truths = zip(
+        *(chunks_at(5 if chunk % 2 else 10, rng) for chunk in range(400)), strict=True
+    )
     head = CTCHead().with_fitted_qualities(np.stack(scores), truths)
     table = head.qscore_table
     assert len(table) == 51 and table == sorted(table)  # monotone
@@ -98,3 +106,26 @@ def test_qualities_are_fitted_to_the_errors_they_predict():
     assert CTCHead.from_config(head.get_config()).qscore_table == table
     _, qualities, _ = head.decode((scores[0],), 1)  # a chunk at raw Q10: reported about Q20
     assert set(qualities.tolist()) == {table[10]}
+
+
+def test_a_read_counts_the_bases_it_misses_in_its_mean_qscore():
+    """Calls that lack one base in a hundred besides a wrong one (about Q17 in identity, where
+    their qualities say Q20): the fitted read error scale doubles their errors, and a read's
+    mean qscore then meets its identity."""
+    from nanoseq.io import Call
+    from nanoseq.metrics import aligned, phred
+
+    assert aligned("ACGT", "ACGGT").identity == pytest.approx(0.8)  # 4 matches, 5 columns
+    assert aligned("", "ACG").identity == 0.0 and aligned("AC", "").identity == 0.0
+    rng = np.random.default_rng(1)
+    scores, truths = zip(*(chunks_at(10, rng, missed=1) for _ in range(300)), strict=True)
+    head = CTCHead().with_fitted_qualities(np.stack(scores), truths)
+    assert 1.6 < head.read_error_scale < 2.5
+    assert CTCHead.from_config(head.get_config()).read_error_scale == head.read_error_scale
+    gaps = []
+    for logits, truth in zip(scores, truths, strict=True):
+        sequence, qualities, _ = head.decode((logits,), 1)
+        call = Call(sequence, qualities, error_scale=head.read_error_scale)
+        gaps.append(call.mean_qscore - phred(1 - aligned(sequence, truth).identity))
+    assert abs(np.median(gaps)) < 0.1
+    assert CTCHead().read_error_scale == 1.0  # an unfitted head: the bases' errors alone
