@@ -39,6 +39,9 @@ def test_the_library_basecalls_as_the_cli_does(sample_dir, tmp_path):
     assert read.read_id == record.read_id and call.sequence == record.sequence
     assert call.qualities.tolist() == record.qualities.tolist()
     assert call.mean_qscore == pytest.approx(record.mean_qscore, abs=1e-4)  # its qs tag
+    # the read's qscore counts what its model misses (the bundled model's fitted scale)
+    scale = nanoseq.Basecaller.from_preset("dna_r941_lambda").head.read_error_scale
+    assert call.error_scale == scale > 1
 
 
 @pytest.mark.parametrize(
