@@ -243,8 +243,8 @@ def first_read_seconds(args, work: Path) -> dict:
 
     code = (
         "import time; t = time.perf_counter()\n"
-        "from nanoseq.runtime import persist_compilations, skip_keras_extras\n"
-        "persist_compilations(); skip_keras_extras()  # as the command line starts\n"
+        "from nanoseq.runtime import persist_compilations, skip_optional_imports\n"
+        "persist_compilations(); skip_optional_imports()  # as the command line starts\n"
         "from nanoseq.basecaller.pipeline import basecall\n"
         "from nanoseq.signal.readers import read_signal\n"
         f"first = next(iter(read_signal([{args.reads!r}])))\n"

@@ -119,13 +119,13 @@ def load_model(name_or_path: str = DEFAULT_BASECALLER, family: str | None = None
     ``family`` (``basecaller``, ``language model``, ``seq2seq model``), a model of another is
     refused before it is loaded."""
     import nanoseq
-    from nanoseq.runtime import import_keras, tensorflow_unasked
+    from nanoseq.runtime import import_keras, initializers_skipped, tensorflow_unasked
 
     path = of_family(name_or_path, family)
     keras = import_keras()
     nanoseq.register_keras_objects()
     try:
-        with tensorflow_unasked():
+        with tensorflow_unasked(), initializers_skipped():
             return keras.saving.load_model(path, compile=False)
     except Exception as error:  # Keras raises many kinds for a bad file
         raise InputError(f"cannot load model ({one_line(error)})", path) from None

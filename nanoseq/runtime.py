@@ -4,6 +4,8 @@ that persists between processes, CPU threads, compiled functions."""
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.abc
 import logging
 import os
 import sys
@@ -12,30 +14,51 @@ from pathlib import Path
 
 from nanoseq.errors import InputError
 
-# What Keras imports at start-up only to offer it (DataFrames to fit, image galleries, notebook
-# editing of saved files): 0.8 s, which a command that never uses them need not pay
-KERAS_EXTRAS = ("pandas", "matplotlib", "IPython")
-_skip_extras = False
+# What libraries import at start-up only to offer it: Keras (DataFrames to fit, image galleries,
+# notebook editing of saved files: 0.8 s) and pyarrow under pod5 (pandas, 0.3-0.4 s, to tell
+# whether a value is a DataFrame), which a command that never uses them need not pay
+OPTIONAL_IMPORTS = ("pandas", "matplotlib", "IPython")
+_skip_optional = False
 
 
-def skip_keras_extras() -> None:
-    """Let :func:`import_keras` import Keras without :data:`KERAS_EXTRAS` (Keras then goes
-    without them; nanoseq imports matplotlib itself where it draws). For the command line, whose
-    process is nanoseq's own: a Python user's Keras keeps them."""
-    global _skip_extras
-    _skip_extras = True
+def skip_optional_imports() -> None:
+    """Let :func:`import_keras` and :func:`import_module` import without
+    :data:`OPTIONAL_IMPORTS` (Keras and pyarrow then go without them; nanoseq imports matplotlib
+    itself where it draws). For the command line, whose process is nanoseq's own: a Python
+    user's Keras keeps them."""
+    global _skip_optional
+    _skip_optional = True
+
+
+def import_module(name: str):
+    """Import module ``name``, without :data:`OPTIONAL_IMPORTS` where they are skipped."""
+    if name in sys.modules:
+        return sys.modules[name]
+    with _hidden(OPTIONAL_IMPORTS if _skip_optional else ()):
+        return importlib.import_module(name)
 
 
 @contextlib.contextmanager
 def _hidden(names):
     """Within: importing a module of ``names`` (not yet imported) fails, as if absent."""
-    hidden = [name for name in names if name not in sys.modules]
-    sys.modules.update(dict.fromkeys(hidden))
+    hidden = _Absent({name for name in names if name not in sys.modules})
+    sys.meta_path.insert(0, hidden)
     try:
         yield
     finally:
-        for name in hidden:
-            sys.modules.pop(name, None)
+        sys.meta_path.remove(hidden)
+
+
+class _Absent(importlib.abc.MetaPathFinder):
+    """An import finder for which ``names`` (and the modules in them) do not exist."""
+
+    def __init__(self, names: set[str]):
+        self.names = names
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
 
 
 def import_keras():
@@ -46,7 +69,7 @@ def import_keras():
         import keras
 
         return keras
-    with _hidden(KERAS_EXTRAS if _skip_extras else ()):
+    with _hidden(OPTIONAL_IMPORTS if _skip_optional else ()):
         return _import_keras_quietly()
 
 
@@ -129,6 +152,30 @@ def tensorflow_unasked():
         yield
     finally:
         lazy._available = None
+
+
+@contextlib.contextmanager
+def initializers_skipped():
+    """Within: a variable that a Keras initializer would fill starts as zeros: for a model being
+    loaded, whose file's weights replace them (under JAX each initializer is a program traced
+    and compiled for its shape: 0.6-0.9 s of a basecaller's start-up on 2 cores)."""
+    import numpy as np
+    from keras.src.backend import Variable  # the backend's
+    from keras.src.initializers import Initializer
+
+    fill = Variable._initialize_with_initializer
+
+    def zeros_instead(variable, initializer):
+        if isinstance(initializer, Initializer):
+            fill(variable, lambda shape, dtype=None: np.zeros(shape, dtype))
+        else:
+            fill(variable, initializer)
+
+    Variable._initialize_with_initializer = zeros_instead
+    try:
+        yield
+    finally:
+        Variable._initialize_with_initializer = fill
 
 
 def use_device(device: str) -> None:

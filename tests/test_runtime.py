@@ -37,16 +37,43 @@ def test_both_backends_are_told_and_a_users_own_settings_win(tmp_path, monkeypat
     assert os.environ["TF_XLA_FLAGS"].count("persistent_cache") == 1
 
 
-def test_the_command_line_imports_keras_without_its_extras():
-    """Keras's optional imports stay out of the command line's process, and stay importable."""
+def test_the_command_line_goes_without_optional_imports(sample_dir):
+    """Keras's and pyarrow's optional imports stay out of the command line's process (which
+    imports Keras and reads pod5), and stay importable."""
     code = (
         "import sys\n"
-        "from nanoseq.runtime import KERAS_EXTRAS, import_keras, skip_keras_extras\n"
-        "skip_keras_extras()\n"
+        "from nanoseq.runtime import OPTIONAL_IMPORTS, import_keras, skip_optional_imports\n"
+        "from nanoseq.signal.readers import read_signal\n"
+        "skip_optional_imports()\n"
         "import_keras()\n"
-        "print(sorted(set(KERAS_EXTRAS) & set(sys.modules)))\n"
-        "import matplotlib.pyplot\n"
-        "print('matplotlib' in sys.modules)\n"
+        f"read = next(iter(read_signal([{str(sample_dir / 'reads/lambda.pod5')!r}])))\n"
+        "print(sorted(set(OPTIONAL_IMPORTS) & set(sys.modules)), read.num_samples > 0)\n"
+        "import matplotlib.pyplot, pandas\n"
+        "print('matplotlib' in sys.modules, 'pandas' in sys.modules)\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert run.stdout.split() == ["[]", "True"]
+    assert run.stdout.split() == ["[]", "True", "True", "True"]
+
+
+def test_a_loaded_model_skips_its_initializers_and_keeps_its_weights(tmp_path):
+    """Loading fills no variable by its initializer (the file's weights replace them), and the
+    loaded model has the saved weights; afterwards initializers draw again."""
+    import keras
+    import numpy as np
+
+    from nanoseq.models import load_model
+    from nanoseq.runtime import initializers_skipped
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(4, bias_initializer="ones")(inputs))
+    model.save(tmp_path / "m.keras")
+    with initializers_skipped():
+        inside = keras.layers.Dense(4, bias_initializer="ones")
+        inside.build((None, 3))
+    assert not np.any(inside.kernel.numpy()) and not np.any(inside.bias.numpy())
+    loaded = load_model(str(tmp_path / "m.keras"))
+    for saved, read in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(saved, read)
+    after = keras.layers.Dense(4, bias_initializer="ones")
+    after.build((None, 3))
+    assert np.any(after.kernel.numpy()) and np.all(after.bias.numpy() == 1)

@@ -18,7 +18,7 @@ import click
 
 from nanoseq import __version__
 from nanoseq.errors import InputError, one_line
-from nanoseq.runtime import persist_compilations, skip_keras_extras
+from nanoseq.runtime import persist_compilations, skip_optional_imports
 
 COMMANDS = {
     "basecall": "nanoseq.cli.basecall:basecall",
@@ -108,7 +108,7 @@ class LazyGroup(click.Group):
         if sys.stdout is None:
             sys.stdout = ClosedStdout()
         persist_compilations()
-        skip_keras_extras()
+        skip_optional_imports()
         try:
             return super().invoke(ctx)
         except InputError as error:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from nanoseq.errors import InputError, one_line
+from nanoseq.runtime import import_module
 from nanoseq.signal.chemistry import chemistry
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,7 @@ def count_reads(path: Path) -> int | None:
     that cannot say)."""
     try:
         if path.suffix.lower() == ".pod5":
-            import pod5
+            pod5 = import_module("pod5")
 
             with pod5.Reader(path) as reader:
                 return reader.num_reads
@@ -194,7 +195,7 @@ def runs(path: Path) -> dict[str, str]:
     found: dict[str, str] = {}
     try:
         if path.suffix.lower() == ".pod5":
-            import pod5
+            pod5 = import_module("pod5")
 
             with pod5.Reader(path) as reader:
                 table = reader.run_info_table.read_all().to_pydict()
@@ -292,7 +293,7 @@ def _pick(*sources) -> dict:
 
 
 def _read_pod5(path: Path, read_ids):
-    import pod5
+    pod5 = import_module("pod5")
 
     with pod5.Reader(path) as reader:
         selection = sorted(read_ids) if read_ids is not None else None

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from nanoseq.errors import InputError
 from nanoseq.io import writable
+from nanoseq.runtime import import_module
 from nanoseq.signal.readers import Read
 
 FORMATS = (".pod5", ".blow5")
@@ -39,7 +40,7 @@ def _run_start(read: Read) -> datetime.datetime:
 
 
 def _write_pod5(path: Path, reads: Iterable[Read]) -> int:
-    import pod5
+    pod5 = import_module("pod5")
 
     runs: dict[str, pod5.RunInfo] = {}
     count = 0
