@@ -18,6 +18,9 @@ with the reason) on the same batches, for LSTM and GRU of 256 and 512 units: ste
 training steps/s (after the first 20 steps, so without compiling), the mean training loss of
 the run, and inference (the same batches forward) steps/s; `over_torch` is nanoseq's steps/s
 over PyTorch's. nanoseq's figure is its whole `fit` (callbacks, the carry) as users train.
+The run is one epoch validated on the task's validation text (the last 10 %, 111,540
+characters): nanoseq's `epoch_seconds`, and of them `compile_seconds` (the first step's time over
+a steady step's) and `validation_seconds`, with their shares of the epoch.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lm_torch import steady_rate  # bench/, the script's folder
+from lm_torch import WARMUP_STEPS, steady_rate  # bench/, the script's folder
 
 from nanoseq.runtime import import_keras
 
@@ -112,15 +115,36 @@ SIDE_BY_SIDE = [("lstm", 256), ("gru", 256), ("lstm", 512), ("gru", 512)]
 
 
 class BatchTimes(keras.callbacks.Callback):
-    """Each training batch's end time and loss (Keras's running mean over the epoch)."""
+    """When training began, each training batch's end time and loss (Keras's running mean over
+    the epoch), and when the epoch ended (after its validation)."""
 
     def __init__(self):
         super().__init__()
         self.times, self.losses = [], []
 
+    def on_train_begin(self, logs=None):
+        self.begin = time.perf_counter()
+
     def on_train_batch_end(self, batch, logs=None):
         self.times.append(time.perf_counter())
         self.losses.append(float(logs["loss"]))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.end = time.perf_counter()
+
+    def overheads(self, validation_seconds: float) -> dict:
+        """The epoch's seconds, and of them compiling's (the first step's time over a steady
+        step's) and validation's."""
+        step = (self.times[-1] - self.times[WARMUP_STEPS - 1]) / (len(self.times) - WARMUP_STEPS)
+        epoch = self.end - self.begin
+        compiling = self.times[0] - self.begin - step
+        return {
+            "epoch_seconds": round(epoch, 2),
+            "compile_seconds": round(compiling, 2),
+            "validation_seconds": round(validation_seconds, 2),
+            "compile_share": round(compiling / epoch, 3),
+            "validation_share": round(validation_seconds / epoch, 3),
+        }
 
 
 def side_by_side(args) -> dict:
@@ -136,7 +160,7 @@ def side_by_side(args) -> dict:
     work = Path(tempfile.mkdtemp())
     text = (TEXT / "tinyshakespeare.txt").read_text()
     (work / "train.txt").write_text(text[: args.steps * batch * steps + 1])
-    (work / "valid.txt").write_text(text[-2000:])
+    (work / "valid.txt").write_text(text[int(len(text) * 0.9) :])  # the task's validation
     train, valid = [str(work / "train.txt")], [str(work / "valid.txt")]
     vocab = Vocabulary.build([corpus_text(text[: args.steps * batch * steps + 1], "char")], "char")
     x, y = bptt_windows(encode_corpus(train, vocab), batch, steps)
@@ -148,7 +172,7 @@ def side_by_side(args) -> dict:
     found = {"benchmark": "lm-side-by-side", "steps": len(x) // batch, "batch": [batch, steps]}
     for cell, units in SIDE_BY_SIDE:
         times = BatchTimes()
-        trainer, _ = train_language_model(
+        trainer, history = train_language_model(
             train,
             valid,
             TrainingRun(work / f"{cell}{units}", epochs=1),
@@ -162,6 +186,7 @@ def side_by_side(args) -> dict:
             callbacks=[times],
         )
         mine = {"train_steps_per_s": round(steady_rate(times.times), 3), "loss": times.losses[-1]}
+        mine.update(times.overheads(history.history["validation_seconds"][0]))
         trainer.reset()
         trainer.predict(x[:batch], batch_size=batch, verbose=0)  # compiled
         start = time.perf_counter()
