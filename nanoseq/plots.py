@@ -44,7 +44,7 @@ def training(folder: str | Path):
     losses, figures = figure.subplots(2, 1, sharex=True)
     for column in rows[0]:
         values = _numbers(rows, column)
-        if values is None or column in ("epoch", "seconds", "validation_seconds", "learning_rate"):
+        if values is None or column in ("epoch", "seconds", "learning_rate"):
             continue
         target = losses if column.endswith("loss") else figures
         target.plot(x, values, marker="o", label=column)

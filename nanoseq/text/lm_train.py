@@ -4,7 +4,6 @@ whole validation text with the state carried (see :mod:`nanoseq.text.lm_evaluate
 from __future__ import annotations
 
 import logging
-import time
 
 import keras
 import numpy as np
@@ -23,8 +22,7 @@ log = logging.getLogger(__name__)
 class StreamValidation(keras.callbacks.Callback):
     """Resets the carried state each epoch; scores the validation stream at each epoch's end,
     read as ``rows`` parts in parallel, each warmed up on the 100 tokens before it (within
-    0.001 nats/char of one pass over the text in order, at a sixth of its time), and logs the
-    seconds that took."""
+    0.001 nats/char of one pass over the text in order, at a sixth of its time)."""
 
     def __init__(self, stream: np.ndarray, level: str, rows: int = 64):
         super().__init__()
@@ -34,13 +32,11 @@ class StreamValidation(keras.callbacks.Callback):
         self.model.reset()
 
     def on_epoch_end(self, epoch, logs=None):
-        start = time.perf_counter()
         nats, tokens = stream_nats(self.model.model, self.stream, self.rows, context=100)
         scores = text_scores(nats, tokens, self.level)
         logs = logs if logs is not None else {}
         logs["val_nats_per_token"] = scores["nats_per_token"]
         logs["val_perplexity"] = scores["perplexity"]
-        logs["validation_seconds"] = round(time.perf_counter() - start, 2)
         log.info(
             "epoch %d: validation %.4f nats/token, perplexity %.2f",
             epoch + 1,

@@ -67,7 +67,6 @@ def test_train_writes_log_checkpoint_and_model(trained):
     assert len(rows) == 3
     losses = [float(r["val_nats_per_token"]) for r in rows]
     assert losses[-1] < losses[0]
-    assert all(0 < float(r["validation_seconds"]) < float(rows[-1]["seconds"]) for r in rows)
 
 
 def test_resume_continues_the_log(trained):
