@@ -141,15 +141,16 @@ def _lstm_sequence(x, h0, c0, kernel, recurrent, bias):
             (tf.einsum("tbi,ij->tbj", x, kernel) + bias) * double
         )
         scaled = recurrent * double
-        saved = [tf.TensorArray(dtype, size=steps) for _ in range(4)]  # gates, c, tanh c, h
+        saved = [tf.TensorArray(dtype, size=steps) for _ in range(4)]  # gates, c before, tanh c, h
 
         def forward(t, h, c, gates_, cs, tanhs, hs):
+            cs = cs.write(t, c)  # the state the step starts from, as its gradient needs
             gates = tf.sigmoid(projected.read(t) + tf.matmul(h, scaled))
             i, f, g, o = tf.split(gates, 4, axis=1)
             c = f * c + i * (2 * g - 1)
             tanh_c = tf.tanh(c)
             h = o * tanh_c
-            return t + 1, h, c, *_written(t, (gates_, cs, tanhs, hs), (gates, c, tanh_c, h))
+            return t + 1, h, c, gates_.write(t, gates), cs, *_written(t, (tanhs, hs), (tanh_c, h))
 
         _, h, c, gates_, cs, tanhs, hs = tf.while_loop(
             lambda t, *_: t < steps, forward, (0, h0, c0, *saved)
@@ -166,7 +167,7 @@ def _lstm_sequence(x, h0, c0, kernel, recurrent, bias):
                 i, f, g, o = tf.split(gates, 4, axis=1)
                 d_h = d_h + d_outputs.read(t)
                 tanh_c = tanhs.read(t)
-                c_before = tf.cond(t > 0, lambda: cs.read(tf.maximum(t - 1, 0)), lambda: c0)
+                c_before = cs.read(t)
                 d_c = d_c + d_h * o * (1 - tanh_c * tanh_c)
                 d_gates = tf.concat([d_c * (2 * g - 1), d_c * c_before, d_c * i, d_h * tanh_c], 1)
                 d_z = d_gates * gates * (1 - gates) * quadruple
@@ -223,11 +224,12 @@ def _gru_sequence(x, h0, kernel, recurrent, bias):
         def gradient(d_outputs, d_h):
             d_outputs = tf.TensorArray(dtype, size=steps).unstack(d_outputs)
             back = tf.transpose(recurrent)
+            h_befores = tf.concat([h0[None], outputs[:-1]], 0)  # the state each step starts from
 
             def backward(t, d_h, d_as, d_ms):
                 z, r = tf.split(gates_.read(t), 2, axis=1)
                 n, m_n = ns.read(t), ms.read(t)
-                h_before = tf.cond(t > 0, lambda: outputs[tf.maximum(t - 1, 0)], lambda: h0)
+                h_before = h_befores[t]
                 d_h = d_h + d_outputs.read(t)
                 d_n = d_h * (1 - z) * (1 - n * n)
                 d_zr = tf.concat([d_h * (h_before - n), d_n * m_n], 1)
@@ -241,12 +243,11 @@ def _gru_sequence(x, h0, kernel, recurrent, bias):
                 lambda t, *_: t >= 0, backward, (steps - 1, d_h, *empty)
             )
             d_a, d_m = d_as.stack(), d_ms.stack()
-            h_before = tf.concat([h0[None], outputs[:-1]], 0)
             return (
                 tf.einsum("tbj,ij->tbi", d_a, kernel),
                 d_h0,
                 tf.einsum("tbi,tbj->ij", x, d_a),
-                tf.einsum("tbu,tbj->uj", h_before, d_m),
+                tf.einsum("tbu,tbj->uj", h_befores, d_m),
                 tf.stack([tf.reduce_sum(d_a, (0, 1)), tf.reduce_sum(d_m, (0, 1))]),
             )
 
