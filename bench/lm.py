@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lm_torch import WARMUP_STEPS, steady_rate  # bench/, the script's folder
+from lm_torch import steady_rate  # bench/, the script's folder
 
 from nanoseq.runtime import import_keras
 
@@ -52,7 +52,7 @@ TASKS = {
         dict(
             epochs=60,  # more than 30 minutes hold: the schedule anneals within --minutes
             max_minutes=29.0,  # the target's 30 minutes, less the last epoch's validation
-            xla="auto",  # language models: XLA on CPUs too (before that default, with this
+            xla=None,  # language models: XLA on CPUs too (before that default, with this
             # dropout: 0.31 s a step without XLA, 0.34 s with; not measured again since)
         ),
         dict(
@@ -137,7 +137,7 @@ class BatchTimes(keras.callbacks.Callback):
     def overheads(self) -> dict:
         """The epoch's seconds, and of them compiling's (the first step's time over a steady
         step's) and validation's (from the last step's end)."""
-        step = (self.times[-1] - self.times[WARMUP_STEPS - 1]) / (len(self.times) - WARMUP_STEPS)
+        step = 1 / steady_rate(self.times)
         epoch = self.end - self.begin
         compiling = self.times[0] - self.begin - step
         validation_seconds = self.end - self.times[-1]

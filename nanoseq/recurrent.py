@@ -143,14 +143,14 @@ def _lstm_sequence(x, h0, c0, kernel, recurrent, bias):
         scaled = recurrent * double
         saved = [tf.TensorArray(dtype, size=steps) for _ in range(4)]  # gates, c before, tanh c, h
 
-        def forward(t, h, c, gates_, cs, tanhs, hs):
-            cs = cs.write(t, c)  # the state the step starts from, as its gradient needs
+        def forward(t, h, c_before, gates_, cs, tanhs, hs):  # c_before: its gradient needs it
             gates = tf.sigmoid(projected.read(t) + tf.matmul(h, scaled))
             i, f, g, o = tf.split(gates, 4, axis=1)
-            c = f * c + i * (2 * g - 1)
+            c = f * c_before + i * (2 * g - 1)
             tanh_c = tf.tanh(c)
             h = o * tanh_c
-            return t + 1, h, c, gates_.write(t, gates), cs, *_written(t, (tanhs, hs), (tanh_c, h))
+            kept = (gates, c_before, tanh_c, h)
+            return t + 1, h, c, *_written(t, (gates_, cs, tanhs, hs), kept)
 
         _, h, c, gates_, cs, tanhs, hs = tf.while_loop(
             lambda t, *_: t < steps, forward, (0, h0, c0, *saved)

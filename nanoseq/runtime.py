@@ -34,19 +34,21 @@ def import_module(name: str):
     """Import module ``name``, without :data:`OPTIONAL_IMPORTS` where they are skipped."""
     if name in sys.modules:
         return sys.modules[name]
-    with _hidden(OPTIONAL_IMPORTS if _skip_optional else ()):
+    with _optional_absent():
         return importlib.import_module(name)
 
 
 @contextlib.contextmanager
-def _hidden(names):
-    """Within: importing a module of ``names`` (not yet imported) fails, as if absent."""
-    hidden = _Absent({name for name in names if name not in sys.modules})
-    sys.meta_path.insert(0, hidden)
+def _optional_absent():
+    """Within, once :func:`skip_optional_imports` was called: importing a module of
+    :data:`OPTIONAL_IMPORTS` (not yet imported) fails, as if it were not installed."""
+    names = {name for name in OPTIONAL_IMPORTS if name not in sys.modules}
+    absent = _Absent(names if _skip_optional else set())
+    sys.meta_path.insert(0, absent)
     try:
         yield
     finally:
-        sys.meta_path.remove(hidden)
+        sys.meta_path.remove(absent)
 
 
 class _Absent(importlib.abc.MetaPathFinder):
@@ -69,7 +71,7 @@ def import_keras():
         import keras
 
         return keras
-    with _hidden(OPTIONAL_IMPORTS if _skip_optional else ()):
+    with _optional_absent():
         return _import_keras_quietly()
 
 

@@ -121,7 +121,7 @@ class Head(keras.losses.Loss):
         the bases each quality holds); qualities seen too rarely take their neighbours'. Then
         the read error scale under which the calls' mean qscores (by the table) meet
         -10 log10(1 - identity) in the median (the median minimises the absolute gaps)."""
-        raw = self.copy(qscore_table=None, read_error_scale=1.0)
+        raw = self.copy(qscore_table=None)  # decoding reports the posterior's qualities
         bases, errors = np.zeros(MAX_QSCORE + 1), np.zeros(MAX_QSCORE + 1)
         calls = raw.decode_scores(scores, batch_size=batch_size)
         alignments = [aligned(c.sequence, t) for c, t in zip(calls, truths, strict=True)]

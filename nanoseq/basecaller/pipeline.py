@@ -256,8 +256,16 @@ def decode(stitched: tuple[Prepared, tuple], model: Basecaller, beam_width: int)
     sequence, qualities, moves = model.head.decode(frames, beam_width)
     rates = item.read.sample_rate, model.settings.sample_rate
     moves, stride = moves_on_read(moves, model.stride, *rates, item.samples)
-    trimmed, error_scale = item.trimmed, model.head.read_error_scale
-    call = Call(sequence, qualities, moves, stride, trimmed, item.shift, item.scale, error_scale)
+    call = Call(
+        sequence,
+        qualities,
+        moves,
+        stride,
+        item.trimmed,
+        item.shift,
+        item.scale,
+        error_scale=model.head.read_error_scale,
+    )
     return item.read, call
 
 
