@@ -49,10 +49,12 @@ def distribution(name: str):
 
 
 def _xla(run: TrainingRun, recipe: Recipe) -> bool | str:
-    """``jit_compile`` for the run's model: its ``xla``, or True for "auto" where the recipe
-    asks for XLA on CPUs and TensorFlow sees no GPU."""
-    if run.xla != "auto" or not recipe.xla_on_cpu or keras.backend.backend() != "tensorflow":
+    """``jit_compile`` for the run's model: its ``xla`` where given; else True where the recipe
+    asks for XLA on CPUs and TensorFlow sees no GPU, and Keras's choice ("auto") elsewhere."""
+    if run.xla is not None:
         return run.xla
+    if not recipe.xla_on_cpu or keras.backend.backend() != "tensorflow":
+        return "auto"
     import tensorflow as tf
 
     return "auto" if tf.config.list_logical_devices("GPU") else True
@@ -229,8 +231,8 @@ class TrainingRun:
     command): the ``output`` folder, ``epochs``, ``resume`` from its checkpoint, a time budget
     ``max_minutes`` for the whole run (resumed parts included), the distribution ``strategy``
     (``default``, ``mirrored`` or ``multiworker``), ``mixed_precision`` (float16 compute, float32
-    outputs), ``xla`` (True compiles the training step with XLA on a CPU too; "auto" is Keras's
-    choice, or the recipe's) and the random ``seed``."""
+    outputs), ``xla`` (True compiles the training step with XLA on a CPU too, False never; None
+    is Keras's choice, or the recipe's) and the random ``seed``."""
 
     output: Path
     epochs: int = 10
@@ -238,7 +240,7 @@ class TrainingRun:
     max_minutes: float | None = None
     strategy: str = "default"
     mixed_precision: bool = False
-    xla: bool | str = "auto"
+    xla: bool | None = None
     seed: int = 1
 
     def __post_init__(self):
@@ -267,8 +269,8 @@ class Recipe:
     is compiled with ``optimizer()`` and ``loss`` (None: the model's own). With
     ``peak_learning_rate``, :class:`WarmupCosine` sets the rate (else the optimizer keeps its own).
     ``export(model)`` is saved as ``model.keras`` whenever ``monitor`` (a logged figure, and
-    ``min`` or ``max``) improves; ``callbacks`` see every epoch. ``xla_on_cpu``: a run's
-    ``xla="auto"`` compiles with XLA on a CPU too (Keras's choice is not to), for recipes whose
+    ``min`` or ``max``) improves; ``callbacks`` see every epoch. ``xla_on_cpu``: a run
+    without ``xla`` compiles with XLA on a CPU too (Keras's choice is not to), for recipes whose
     batches all have one shape and whose steps measured faster so."""
 
     build: Callable[[], keras.Model]

@@ -142,9 +142,7 @@ def training_run(command):
         import_keras()  # first, quietly: TensorFlow's start-up lines stay off stderr
         from nanoseq.training import TrainingRun
 
-        values = {key: options.pop(key) for key in RUN_KEYS}
-        values["xla"] = "auto" if values["xla"] is None else values["xla"]  # neither flag given
-        run = TrainingRun(**values)
+        run = TrainingRun(**{key: options.pop(key) for key in RUN_KEYS})
         return command(run=run, **options)
 
     return stacked(*TRAINING_RUN)(wrapper)

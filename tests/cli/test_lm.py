@@ -142,7 +142,7 @@ def test_bundled_model_generates_out_of_the_box():
 
 
 @pytest.mark.parametrize(
-    "flags, expected", [([], "'auto'"), (["--xla"], "True"), (["--no-xla"], "False")]
+    "flags, expected", [([], "None"), (["--xla"], "True"), (["--no-xla"], "False")]
 )
 def test_xla_can_be_forced_either_way(tmp_path, flags, expected):
     """Language models default to XLA on CPUs: --no-xla turns it off, --xla on for any family."""
