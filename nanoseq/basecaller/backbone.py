@@ -8,7 +8,7 @@ import math
 
 import keras
 
-from nanoseq.recurrent import GRU, LSTM
+from nanoseq.recurrent import GRU, LSTM, Bidirectional
 
 STRIDES = (1, 1, 6)
 CELLS = {"lstm": LSTM, "gru": GRU}
@@ -50,7 +50,7 @@ class SignalBackbone(keras.Model):
         # address given to the next) as one shared object and made both directions one layer.
         cells = [CELLS[rnn](units, return_sequences=True, dtype=dtype) for _ in range(layers)]
         for i, cell in enumerate(cells):
-            x = keras.layers.Bidirectional(cell, dtype=dtype, name=f"{rnn}{i}")(x)
+            x = Bidirectional(cell, dtype=dtype, name=f"{rnn}{i}")(x)
         super().__init__(signal, x, **kwargs)
         if dtype is not None:
             self.dtype_policy = keras.dtype_policies.get(dtype)

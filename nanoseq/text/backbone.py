@@ -15,7 +15,7 @@ import keras
 from keras import ops
 
 from nanoseq.dropout import Dropout
-from nanoseq.recurrent import GRU, LSTM
+from nanoseq.recurrent import GRU, LSTM, Bidirectional
 
 CELLS = {"rnn": keras.layers.SimpleRNN, "gru": GRU, "lstm": LSTM}
 
@@ -69,8 +69,7 @@ class TextBackbone(keras.Model):
             for i in range(layers)
         ]
         self.rnns = [
-            keras.layers.Bidirectional(c, dtype=dtype, name=c.name) if bidirectional else c
-            for c in cells
+            Bidirectional(c, dtype=dtype, name=c.name) if bidirectional else c for c in cells
         ]
         self.norms = [
             keras.layers.LayerNormalization(dtype=dtype, name=f"norm{i}")
