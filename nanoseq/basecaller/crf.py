@@ -21,12 +21,12 @@ from __future__ import annotations
 import logging
 import math
 
-import keras
 import numpy as np
 from keras import ops
 
 from nanoseq.basecaller.head import Decoded, Head, decoded, register
 from nanoseq.metrics import median_accuracy
+from nanoseq.scan import scan
 
 log = logging.getLogger(__name__)
 
@@ -138,31 +138,6 @@ def log_label_score(moves, labels, state_len: int = STATE_LEN, blank: float = ST
     return ops.take_along_axis(alpha, last[:, None], axis=1)[:, 0]
 
 
-def _scan(step, init, xs, reverse=False):
-    """``keras.ops.scan`` whose per-step outputs need not match the carry (Keras's TensorFlow
-    scan stacks outputs shaped as the carry)."""
-    if keras.backend.backend() != "tensorflow":
-        return ops.scan(step, init, xs, reverse=reverse)
-    import tensorflow as tf
-
-    flat = tf.nest.flatten(xs)
-    n = tf.shape(flat[0])[0]
-    _, probe = step(init, tf.nest.pack_sequence_as(xs, [x[0] for x in flat]))
-    outputs = [tf.TensorArray(y.dtype, size=n) for y in tf.nest.flatten(probe)]
-
-    def body(i, carry, outputs):
-        t = n - 1 - i if reverse else i  # inputs sliced where they are, not copied
-        carry, ys = step(carry, tf.nest.pack_sequence_as(xs, [x[t] for x in flat]))
-        return (
-            i + 1,
-            carry,
-            [o.write(t, y) for o, y in zip(outputs, tf.nest.flatten(ys), strict=True)],
-        )
-
-    _, carry, outputs = tf.while_loop(lambda i, *_: i < n, body, (0, init, outputs))
-    return carry, tf.nest.pack_sequence_as(probe, [o.stack() for o in outputs])
-
-
 def path_and_posteriors(moves, stay: float = STAY, width: int = 1, blank: float = STAY):
     """What decoding a batch of move scores (:func:`move_scores`) takes, per frame: the called
     path ``(batch, frames)`` int8 (0 stay, else the code 1..4 of the base its move emits) and
@@ -186,7 +161,7 @@ def path_and_posteriors(moves, stay: float = STAY, width: int = 1, blank: float 
 
     start = ops.zeros((batch, states))
     uniform = ops.full((batch, states), 1.0 / states)
-    (best, _), (choices, before) = _scan(forward, (start, uniform), moves)
+    (best, _), (choices, before) = scan(forward, (start, uniform), moves)
     end = ops.cast(ops.argmax(best, axis=-1), "int32")
     beam = Beam(width, blank) if width > 1 else None
 
@@ -210,7 +185,7 @@ def path_and_posteriors(moves, stay: float = STAY, width: int = 1, blank: float 
         return (path, beta), (step, posterior)
 
     init = (beam.start(end) if beam else end, uniform)
-    (path, _), (steps, posteriors) = _scan(backward, init, (moves, choices, before), reverse=True)
+    (path, _), (steps, posteriors) = scan(backward, init, (moves, choices, before), reverse=True)
     codes = beam.trace(path, steps) if beam else steps
     return ops.cast(ops.transpose(codes), "int8"), ops.moveaxis(posteriors, 0, 1)
 
@@ -300,7 +275,7 @@ class Beam:
             return parent, ops.take_along_axis(step[1], slot[:, None], axis=1)[:, 0]
 
         best = ops.cast(ops.argmax(beam[0], axis=1), "int32")
-        return _scan(follow, best, steps)[1]
+        return scan(follow, best, steps)[1]
 
 
 STAYS = tuple(-i / 8 for i in range(9))  # the stay scores calibration tries, from the blank's
