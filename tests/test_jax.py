@@ -41,7 +41,7 @@ found["jit_error"] = max(
 
 # nanoseq's LSTM scan against Keras's loop: outputs and gradients, both directions
 import jax
-from nanoseq.recurrent import LSTM
+from nanoseq.recurrent import LSTM, Bidirectional
 
 def outputs_and_gradients(layer, x):
     def loss(values):
@@ -63,6 +63,12 @@ for backwards in (False, True):
     pairs = zip(outputs_and_gradients(ours, x), outputs_and_gradients(theirs, x))
     error = max(float(np.abs(a - b).max()) for a, b in pairs)
     found["lstm_error"] = max(found["lstm_error"], error)
+ours = Bidirectional(LSTM(3, return_sequences=True))  # both directions in one scan
+theirs = keras.layers.Bidirectional(keras.layers.LSTM(3, return_sequences=True))
+ours.build(x.shape), theirs.build(x.shape)
+theirs.set_weights(ours.get_weights())
+pairs = zip(outputs_and_gradients(ours, x), outputs_and_gradients(theirs, x))
+found["bidirectional_error"] = max(float(np.abs(a - b).max()) for a, b in pairs)
 ont = import_ont_model(sys.argv[2])
 reference = np.load(sys.argv[2] + "/reference.npz")
 moves = keras.ops.convert_to_numpy(ont.head.moves(ont(reference["x"][:, :, None])))
@@ -97,6 +103,7 @@ def test_the_three_families_run_under_jax_without_tensorflow(sample_dir, tmp_pat
     assert len(found["bases"]) == 1 and found["bases"][0] > 1000
     assert found["jit_error"] < 1e-4
     assert found["lstm_error"] < 1e-5
+    assert found["bidirectional_error"] < 1e-5
     assert any((tmp_path / "cache/jax").glob("jit_pure-*")), "compiled programs not cached"
     assert found["ont_error"] < 1e-5
     assert run.stdout.splitlines()[1].startswith("ROMEO:")
