@@ -171,11 +171,6 @@ def aligned(call: str, truth: str) -> _Columns:
     return _columns(cigar, call, truth)
 
 
-def wrong_bases(call: str, truth: str) -> np.ndarray:
-    """Which bases of ``call`` are wrong against ``truth``, mismatched or inserted."""
-    return ~aligned(call, truth).read_ok
-
-
 def chunk_accuracy(reference: str, call: str) -> float:
     """1 - edit distance / reference length (floored at 0), as bonito reports it."""
     import edlib

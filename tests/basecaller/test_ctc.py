@@ -91,10 +91,11 @@ def chunks_at(raw_q: int, rng, missed: int = 0) -> tuple[np.ndarray, str]:
 def test_qualities_are_fitted_to_the_errors_they_predict():
     """Chunks whose bases have a posterior quality of 5 are wrong one time in 10 (Q10), those at
     10 one time in 100 (Q20): the fitted table reports them so."""
-    from nanoseq.metrics import wrong_bases
+    from nanoseq.metrics import aligned
 
-    assert wrong_bases("ACGTT", "ACCTT").tolist() == [False, False, True, False, False]
-    assert wrong_bases("ACGGT", "ACGT").sum() == 1  # one inserted base
+    # the bases the table counts as wrong: mismatched or inserted
+    assert (~aligned("ACGTT", "ACCTT").read_ok).tolist() == [False, False, True, False, False]
+    assert (~aligned("ACGGT", "ACGT").read_ok).sum() == 1  # one inserted base
     rng = np.random.default_rng(0)
     scores, truths = zip(
         *(chunks_at(5 if chunk % 2 else 10, rng) for chunk in range(400)), strict=True
