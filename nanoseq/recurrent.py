@@ -43,21 +43,18 @@ class _FastOnCPU:
         return not _tensorflow_gpu()
 
     def _time_major(self, sequences):
-        """The inputs time-major, in the order the layer reads them, and its weights."""
-        import tensorflow as tf
+        """The inputs time-major, in the order the layer reads them."""
+        x = ops.transpose(sequences, (1, 0, 2))
+        return ops.flip(x, 0) if self.go_backwards else x  # outputs stay in the order read
 
-        x = tf.transpose(sequences, (1, 0, 2))
-        if self.go_backwards:  # outputs stay in the order read, as Keras returns them
-            x = tf.reverse(x, (0,))
-        cell, dtype = self.cell, sequences.dtype
-        weights = (cell.kernel, cell.recurrent_kernel, cell.bias)
-        return x, [tf.cast(w.value, dtype) for w in weights]
+    def _weights(self, dtype) -> list:
+        """The cell's kernel, recurrent kernel and bias, as ``dtype``."""
+        cell = self.cell
+        return [ops.cast(w.value, dtype) for w in (cell.kernel, cell.recurrent_kernel, cell.bias)]
 
     def _returned(self, outputs, h):
         """Keras's ``outputs`` from time-major ones (or the last step's)."""
-        import tensorflow as tf
-
-        return tf.transpose(outputs, (1, 0, 2)) if self.return_sequences else h[:, None]
+        return ops.transpose(outputs, (1, 0, 2)) if self.return_sequences else h[:, None]
 
 
 @keras.saving.register_keras_serializable(package="nanoseq")
@@ -70,8 +67,8 @@ class LSTM(_FastOnCPU, keras.layers.LSTM):
             return self._scanned(sequences, initial_state)
         if not self._fast(mask, training):
             return super().inner_loop(sequences, initial_state, mask, training=training)
-        x, weights = self._time_major(sequences)
-        h0, c0 = (keras.ops.cast(s, sequences.dtype) for s in initial_state)
+        x, weights = self._time_major(sequences), self._weights(sequences.dtype)
+        h0, c0 = (ops.cast(s, sequences.dtype) for s in initial_state)
         outputs, h, c = _lstm_sequence(x, h0, c0, *weights)
         return h, self._returned(outputs, h), [h, c]
 
@@ -84,13 +81,10 @@ class LSTM(_FastOnCPU, keras.layers.LSTM):
 
     def _scanned(self, sequences, initial_state):
         """This layer as :func:`_lstm_scan` over one direction."""
-        x = ops.swapaxes(sequences, 0, 1)[:, None]  # time-major, one direction
-        if self.go_backwards:  # outputs stay in the order read, as Keras returns them
-            x = ops.flip(x, 0)
+        x = self._time_major(sequences)[:, None]  # one direction
         h0, c0 = (ops.cast(s, sequences.dtype)[None] for s in initial_state)
         outputs, h, c = _lstm_scan(x, h0, c0, *_joined([self], sequences.dtype))
-        outputs = ops.swapaxes(outputs[:, 0], 0, 1) if self.return_sequences else h[0, :, None]
-        return h[0], outputs, [h[0], c[0]]
+        return h[0], self._returned(outputs[:, 0], h[0]), [h[0], c[0]]
 
 
 @keras.saving.register_keras_serializable(package="nanoseq")
@@ -103,8 +97,7 @@ class Bidirectional(keras.layers.Bidirectional):
         layers = (self.forward_layer, self.backward_layer)
         if not self._merges(layers, initial_state, mask, training):
             return super().call(sequences, initial_state, mask, training)
-        x = ops.swapaxes(sequences, 0, 1)
-        x = ops.stack([x, ops.flip(x, 0)], 1)  # (time, direction, batch, features)
+        x = ops.stack([layer._time_major(sequences) for layer in layers], 1)  # each as read
         zeros = ops.zeros((2, ops.shape(sequences)[0], self.forward_layer.units), x.dtype)
         outputs, _, _ = _lstm_scan(x, zeros, zeros, *_joined(layers, x.dtype))
         outputs = ops.concatenate([outputs[:, 0], ops.flip(outputs[:, 1], 0)], -1)
@@ -123,10 +116,9 @@ class Bidirectional(keras.layers.Bidirectional):
 def _joined(layers, dtype) -> tuple:
     """The stacked kernels (a direction per row: input and recurrent kernel one above the
     other) and biases of ``layers``, for :func:`_lstm_scan`."""
-    cells = [layer.cell for layer in layers]
-    joined = [ops.concatenate([c.kernel.value, c.recurrent_kernel.value], 0) for c in cells]
-    biases = [c.bias.value[None] for c in cells]
-    return ops.cast(ops.stack(joined), dtype), ops.cast(ops.stack(biases), dtype)
+    weights = [layer._weights(dtype) for layer in layers]
+    joined = [ops.concatenate([kernel, recurrent], 0) for kernel, recurrent, _ in weights]
+    return ops.stack(joined), ops.stack([bias[None] for *_, bias in weights])
 
 
 def _lstm_scan(x, h0, c0, joined, bias):
@@ -168,9 +160,9 @@ class GRU(_FastOnCPU, keras.layers.GRU):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if not self._fast(mask, training):
             return super().inner_loop(sequences, initial_state, mask, training=training)
-        x, weights = self._time_major(sequences)
+        x, weights = self._time_major(sequences), self._weights(sequences.dtype)
         h0 = initial_state[0] if isinstance(initial_state, (list, tuple)) else initial_state
-        outputs, h = _gru_sequence(x, keras.ops.cast(h0, sequences.dtype), *weights)
+        outputs, h = _gru_sequence(x, ops.cast(h0, sequences.dtype), *weights)
         return h, self._returned(outputs, h), [h]
 
 
