@@ -33,7 +33,6 @@ def lm():
 @click.option("--layers", default=2, show_default=True, type=click.IntRange(1, 4))
 @shared.text_model
 @click.option("--layer-norm", is_flag=True)
-@click.option("--tie-weights", is_flag=True, help="Share embedding and softmax weights.")
 @click.option(
     "--batch-size",
     default=32,
@@ -58,6 +57,7 @@ def train(train_files, valid_files, run, **options):
     """Train a language model on TRAIN_FILES (plain or gzipped text)."""
     from nanoseq.text.lm_train import train_language_model
 
+    shared.check_text_model(options)
     train_language_model(list(train_files), list(valid_files), run, **options)
 
 

@@ -86,7 +86,21 @@ text_model = stacked(
     click.option(
         "--dropout", default=0.0, show_default=True, type=FRACTION, help="Between layers."
     ),
+    click.option(
+        "--tie-weights",
+        is_flag=True,
+        help="Share the (target) embedding and softmax weights (needs units == embedding dim).",
+    ),
 )
+
+
+def check_text_model(options: dict) -> None:
+    """Reject :data:`text_model` options that cannot go together."""
+    if options["tie_weights"] and options["units"] != options["embedding_dim"]:
+        raise click.BadParameter(
+            "needs --units equal to --embedding-dim", param_hint="--tie-weights"
+        )
+
 
 # The options of every `train` command, handed to the library as one TrainingRun.
 TRAINING_RUN = [

@@ -107,15 +107,16 @@ def seq2seq():
     type=options.POSITIVE,
     help="Stop after this many epochs without a better BLEU.",
 )
-def train(source, target, pairs, valid_source, valid_target, valid_pairs, run, **options):
+def train(source, target, pairs, valid_source, valid_target, valid_pairs, run, **kwargs):
     """Train on sentence pairs; validation BLEU picks OUTPUT/model.keras."""
     from nanoseq.text.seq2seq_train import train_seq2seq
 
+    options.check_text_model(kwargs)
     train_seq2seq(
         read(source, target, pairs, "training pairs"),
         read(valid_source, valid_target, valid_pairs, "validation pairs"),
         run,
-        **options,
+        **kwargs,
     )
 
 

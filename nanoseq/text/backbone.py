@@ -152,3 +152,10 @@ class TextBackbone(keras.Model):
             "unit_embeddings": self.unit_embeddings,
             "dtype": keras.dtype_policies.serialize(self.dtype_policy),
         }
+
+
+def tied_logits(outputs, backbone: TextBackbone, bias):
+    """Float32 logits of ``outputs`` against ``backbone``'s token embeddings (the softmax's
+    weights tied to the embedding's; Press & Wolf 2017), plus ``bias``."""
+    embeddings = ops.cast(backbone.embedding.embeddings, "float32")
+    return ops.matmul(ops.cast(outputs, "float32"), ops.transpose(embeddings)) + bias

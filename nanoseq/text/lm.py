@@ -14,7 +14,7 @@ from keras import ops
 
 from nanoseq.models import Task
 from nanoseq.probability import log_softmax
-from nanoseq.text.backbone import TextBackbone
+from nanoseq.text.backbone import TextBackbone, tied_logits
 
 
 @keras.saving.register_keras_serializable(package="nanoseq")
@@ -77,8 +77,7 @@ class LanguageModel(Task, keras.Model):
     def call(self, tokens, states=None, training=False, return_states=False):
         x, new_states = self.backbone(tokens, states, training=training)
         if self.tie_weights:
-            embeddings = ops.cast(self.backbone.embedding.embeddings, "float32")
-            logits = ops.matmul(ops.cast(x, "float32"), ops.transpose(embeddings)) + self.bias
+            logits = tied_logits(x, self.backbone, self.bias)
         else:
             logits = self.head(x)
         return (logits, new_states) if return_states else logits

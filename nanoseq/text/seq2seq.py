@@ -9,7 +9,8 @@ output is the query, the context and the output make the attentional state
 ``tanh(W [context; output])`` that feeds the softmax. The score is additive (``bahdanau``:
 ``v . tanh(W q + U k)``) or multiplicative (``luong``: ``q . W k``); ``none`` turns attention
 off. With the query taken after the recurrent layers, teacher-forced training runs the decoder
-over all target positions at once.
+over all target positions at once. With ``tie_weights`` the softmax reads the decoder's token
+embeddings (Press & Wolf 2017) instead of a matrix of its own.
 
 Decoding (:mod:`nanoseq.text.translate`) goes through :meth:`Seq2Seq.encode` and
 :meth:`Seq2Seq.next_token`.
@@ -22,7 +23,7 @@ from keras import ops
 
 from nanoseq.dropout import Dropout
 from nanoseq.models import Task
-from nanoseq.text.backbone import TextBackbone
+from nanoseq.text.backbone import TextBackbone, tied_logits
 from nanoseq.text.vocab import PAD_ID
 
 ATTENTION = ("bahdanau", "luong", "none")
@@ -72,7 +73,8 @@ class Seq2Seq(Task, keras.Model):
     the source; the decoder is a unidirectional backbone of the same cell, sizes, layer norm and
     dropout over ``target_vocab_size`` tokens. ``preprocessing`` (lowercase, tokenize) and the
     vocabularies' configs travel with the model so that translation needs nothing else.
-    ``dtype`` defaults to the encoder's policy; the logits are float32."""
+    ``tie_weights`` (units equal to the embedding size) shares the decoder's embedding with the
+    softmax. ``dtype`` defaults to the encoder's policy; the logits are float32."""
 
     nested = ("encoder",)
 
@@ -84,11 +86,14 @@ class Seq2Seq(Task, keras.Model):
         source_vocabulary: dict | None = None,
         target_vocabulary: dict | None = None,
         preprocessing: dict | None = None,
+        tie_weights: bool = False,
         dtype=None,
         **kwargs,
     ):
         if attention not in ATTENTION:
             raise ValueError(f"attention must be one of {ATTENTION}, got {attention!r}")
+        if tie_weights and encoder.units != encoder.embedding_dim:
+            raise ValueError("tied weights need units == embedding_dim")
         super().__init__(dtype=encoder.dtype_policy if dtype is None else dtype, **kwargs)
         policy = self.dtype_policy
         self.encoder, self.target_vocab_size, self.attention = encoder, target_vocab_size, attention
@@ -118,7 +123,12 @@ class Seq2Seq(Task, keras.Model):
                 units, activation="tanh", use_bias=False, dtype=policy, name="combine"
             )
         self.drop = Dropout(encoder.dropout_rate, dtype=policy)
-        self.head = keras.layers.Dense(target_vocab_size, dtype="float32", name="logits")
+        self.tie_weights = tie_weights
+        self.head = (
+            None
+            if tie_weights
+            else keras.layers.Dense(target_vocab_size, dtype="float32", name="logits")
+        )
 
     @property
     def states_per_layer(self) -> int:
@@ -140,7 +150,12 @@ class Seq2Seq(Task, keras.Model):
             self.project_keys.build((None, None, self.memory_dim))
             self.attend.build((None, None, self.units))
             self.combine.build((None, None, self.units + self.memory_dim))
-        self.head.build((None, None, self.units))
+        if self.head is not None:
+            self.head.build((None, None, self.units))
+        else:
+            self.bias = self.add_weight(
+                shape=(self.target_vocab_size,), initializer="zeros", autocast=False, name="bias"
+            )
 
     def encode(self, source, training=False) -> list:
         """The decoder's initial states followed by the memory: ``[states..., memory, keys,
@@ -166,6 +181,8 @@ class Seq2Seq(Task, keras.Model):
             context = ops.matmul(ops.cast(weights, memory.dtype), memory)
             outputs = self.combine(ops.concatenate([context, outputs], -1))
             outputs = self.drop(outputs, training=training)
+        if self.tie_weights:
+            return tied_logits(outputs, self.decoder, self.bias), weights
         return self.head(outputs), weights
 
     def call(self, inputs, training=False, return_attention=False):
@@ -190,6 +207,7 @@ class Seq2Seq(Task, keras.Model):
             "source_vocabulary": self.source_vocabulary,
             "target_vocabulary": self.target_vocabulary,
             "preprocessing": self.preprocessing,
+            "tie_weights": self.tie_weights,
             "dtype": keras.dtype_policies.serialize(self.dtype_policy),
         }
 

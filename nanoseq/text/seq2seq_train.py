@@ -89,6 +89,7 @@ def train_seq2seq(
     bidirectional: bool = True,
     attention: str = "bahdanau",
     dropout: float = 0.0,
+    tie_weights: bool = False,
     label_smoothing: float = 0.0,
     batch_size: int = 64,
     learning_rate: float = 2e-3,
@@ -138,6 +139,7 @@ def train_seq2seq(
             source_vocabulary=source_vocab.get_config(),
             target_vocabulary=target_vocab.get_config(),
             preprocessing=preprocessing,
+            tie_weights=tie_weights,
         )
         model.build(((None, None), (None, None)))
         return model

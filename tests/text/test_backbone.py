@@ -43,6 +43,7 @@ def tasks(dtype=None):
         "trainer": StreamingTrainer(lm, batch_size=2),
         "seq2seq": Seq2Seq(backbone(bidirectional=True, dtype=dtype), 15, "luong"),
         "unidirectional": Seq2Seq(backbone(cell="rnn", dtype=dtype), 15, "none"),
+        "tied seq2seq": Seq2Seq(backbone(bidirectional=True, dtype=dtype), 15, tie_weights=True),
     }
 
 
@@ -86,7 +87,9 @@ def test_backbone_states_continue_a_sequence(bidirectional, layers):
     np.testing.assert_allclose(second[..., :8], whole[:, 3:, :8], atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["lm", "tied", "trainer", "seq2seq", "unidirectional"])
+@pytest.mark.parametrize(
+    "name", ["lm", "tied", "trainer", "seq2seq", "unidirectional", "tied seq2seq"]
+)
 def test_tasks_round_trip_through_a_keras_file(tmp_path, name):
     model = tasks()[name]
     expected = numpy(run(model))
@@ -99,7 +102,7 @@ def test_tasks_round_trip_through_a_keras_file(tmp_path, name):
     np.testing.assert_allclose(numpy(run(loaded)), expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["lm", "tied", "seq2seq", "unidirectional"])
+@pytest.mark.parametrize("name", ["lm", "tied", "seq2seq", "unidirectional", "tied seq2seq"])
 def test_config_round_trip_keeps_the_dtype(name):
     model = tasks("mixed_float16")[name]
     again = type(model).from_config(model.get_config())

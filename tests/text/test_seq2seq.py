@@ -77,6 +77,29 @@ def test_one_token_steps_equal_the_teacher_forced_pass(cell, layer_norm):
         np.testing.assert_allclose(log_probs, expected, atol=1e-5)
 
 
+def test_tied_weights_read_the_decoders_embedding():
+    """The softmax of a tied model is the decoder's embedding (no matrix of its own), and its
+    one-token steps (translation) equal its teacher-forced pass."""
+    keras.utils.set_random_seed(3)
+    vocabulary = Vocabulary([f"w{i}" for i in range(36)], "word").get_config()
+    encoder = TextBackbone(40, 16, 16, 1, bidirectional=True)
+    model = Seq2Seq(encoder, 40, "bahdanau", vocabulary, vocabulary, tie_weights=True)
+    untied = Seq2Seq(TextBackbone(40, 16, 16, 1, bidirectional=True), 40)
+    model.build(((None, None), (None, None)))
+    untied.build(((None, None), (None, None)))
+    assert untied.count_params() - model.count_params() == 16 * 40  # the head's kernel
+    embedding = model.decoder.embedding.embeddings
+    before = keras.ops.convert_to_numpy(model((SOURCE, TARGET)))
+    embedding.assign(embedding.value * keras.ops.convert_to_tensor([[2.0]] * 39 + [[1.0]]))
+    after = keras.ops.convert_to_numpy(model((SOURCE, TARGET)))
+    assert not np.allclose(before[..., :39], after[..., :39])
+    translator = Translator(model)
+    log_probs, _ = translator.start(list(SOURCE))
+    np.testing.assert_allclose(log_probs, without_ids(after[:, 0], translator.banned), atol=1e-5)
+    with pytest.raises(ValueError, match="tied"):
+        Seq2Seq(TextBackbone(40, 8, 16), 40, tie_weights=True)
+
+
 def test_loss_ignores_padding_and_starts_at_ln_vocabulary():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(2, 4, 30)).astype("float32")
