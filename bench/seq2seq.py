@@ -35,6 +35,7 @@ CONFIG = dict(
     bidirectional=True,
     attention="bahdanau",
     dropout=0.3,
+    tie_weights=True,
     label_smoothing=0.1,
     batch_size=64,
     learning_rate=2e-3,
