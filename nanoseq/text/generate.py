@@ -199,31 +199,16 @@ def generate_text(
     net = LanguageModel.from_preset(model)
     vocab = Vocabulary.from_config(net.vocabulary)
     ids = vocab.encode(prompt)
-    log_probs, states = net.prime(ids if len(ids) else np.array([BOS_ID]))
     eos = EOS_ID if vocab.level == "word" else None
     banned = [PAD_ID, UNK_ID, BOS_ID] + ([] if eos is not None else [EOS_ID])
-    step = without(net.step, banned)
-    log_probs = without_ids(log_probs[None], banned)[0]
+    log_probs, states = net.prime(ids if len(ids) else np.array([BOS_ID]), banned)
+
+    def step(tokens, states):
+        return net.step(tokens, states, banned)
+
     if beam_width:
         tokens = beam_search(step, states, log_probs, length, beam_width, length_penalty, eos)
     else:
         tokens = sample(step, states, log_probs, length, temperature, top_k, top_p, seed, eos)
     joiner = "" if vocab.level == "char" or not prompt else " "
     return prompt + joiner + vocab.decode(tokens)
-
-
-def without_ids(log_probs: np.ndarray, banned: list[int]) -> np.ndarray:
-    """Log probabilities renormalised with ``banned`` tokens made impossible."""
-    log_probs = np.array(log_probs, dtype=np.float64)
-    log_probs[:, banned] = -np.inf
-    return log_softmax(log_probs)
-
-
-def without(step: Step, banned: list[int]) -> Step:
-    """``step`` that never proposes the ``banned`` tokens (e.g. <pad>, <unk>)."""
-
-    def masked(tokens, states):
-        log_probs, states = step(tokens, states)
-        return without_ids(log_probs, banned), states
-
-    return masked

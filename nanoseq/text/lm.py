@@ -13,7 +13,7 @@ import numpy as np
 from keras import ops
 
 from nanoseq.models import Task
-from nanoseq.probability import log_softmax
+from nanoseq.runtime import compiled_for
 from nanoseq.text.backbone import TextBackbone, tied_logits
 
 
@@ -82,17 +82,22 @@ class LanguageModel(Task, keras.Model):
             logits = self.head(x)
         return (logits, new_states) if return_states else logits
 
-    def step(self, tokens, states):
-        """One token per hypothesis: the :mod:`nanoseq.text.generate` step function."""
-        logits, states = self(np.asarray(tokens)[:, None], states, return_states=True)
-        log_probs = log_softmax(ops.convert_to_numpy(logits)[:, -1])
-        return log_probs, [ops.convert_to_numpy(s) for s in states]
+    def step(self, tokens, states, banned=()):
+        """One token per hypothesis: the :mod:`nanoseq.text.generate` step function. The next
+        token's log probabilities (``banned`` ids impossible) and the new states, computed by a
+        compiled function on the backend."""
+        return self._log_probs(np.asarray(tokens)[:, None], states, banned)
 
-    def prime(self, ids):
+    def prime(self, ids, banned=()):
         """Run a prompt (1-D ids): the next token's log probabilities and the states."""
-        logits, states = self(np.asarray(ids)[None, :], return_states=True)
-        log_probs = log_softmax(ops.convert_to_numpy(logits)[0, -1])
-        return log_probs, [ops.convert_to_numpy(s) for s in states]
+        log_probs, states = self._log_probs(np.asarray(ids)[None, :], self.zero_states(1), banned)
+        return log_probs[0], states
+
+    def _log_probs(self, tokens, states, banned):
+        allowed = ~np.isin(np.arange(self.vocab_size), banned)
+        run = compiled_for(self, _last_log_probs)
+        log_probs, *states = run(tokens.astype(np.int32), allowed, *states)
+        return ops.convert_to_numpy(log_probs), [ops.convert_to_numpy(s) for s in states]
 
     def get_config(self):
         return {
@@ -150,3 +155,11 @@ class StreamingTrainer(keras.Model):
     def from_config(cls, config):
         config["model"] = keras.saving.deserialize_keras_object(config["model"])
         return cls(**config)
+
+
+def _last_log_probs(model: LanguageModel, tokens, allowed, *states) -> list:
+    """The log probabilities after each row's last token (only ``allowed`` ids possible) and
+    the states after it."""
+    logits, states = model(tokens, list(states), return_states=True)
+    logits = ops.where(allowed, logits[:, -1], float("-inf"))
+    return [ops.log_softmax(logits, axis=-1), *states]

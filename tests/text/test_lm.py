@@ -62,6 +62,24 @@ def test_tiny_model_overfits_and_generates_its_text(tmp_path):
     assert Vocabulary.from_config(loaded.vocabulary).symbols == vocab.symbols
 
 
+@pytest.mark.parametrize("tied", [False, True])
+def test_steps_and_prompt_equal_the_whole_pass_with_banned_ids_impossible(tied):
+    keras.utils.set_random_seed(5)
+    model = LanguageModel(TextBackbone(30, 16, 16, layers=2, cell="lstm"), tie_weights=tied)
+    tokens = np.random.default_rng(0).integers(3, 30, size=(2, 6))
+    logits = keras.ops.convert_to_numpy(model(tokens)).astype(np.float64)
+    banned = [0, 1, 7]
+    logits[..., banned] = -np.inf
+    expected = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    states = model.zero_states(2)
+    for t in range(tokens.shape[1]):
+        log_probs, states = model.step(tokens[:, t], states, banned)
+        np.testing.assert_allclose(log_probs, expected[:, t], atol=1e-5)
+    log_probs, states = model.prime(tokens[1, :4], banned)
+    np.testing.assert_allclose(log_probs, expected[1, 3], atol=1e-5)
+    assert [s.shape for s in states] == [(1, 16)] * 4
+
+
 def test_streaming_trainer_carries_rows_and_resets():
     keras.utils.set_random_seed(2)
     backbone = TextBackbone(20, 8, 8, layers=2, cell="gru", layer_norm=True, dropout=0.1)

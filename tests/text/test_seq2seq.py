@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import pytest
 
+from nanoseq.probability import log_softmax
 from nanoseq.text.backbone import TextBackbone
 from nanoseq.text.data import read_pairs
-from nanoseq.text.generate import without_ids
 from nanoseq.text.seq2seq import MaskedCrossEntropy, Seq2Seq
 from nanoseq.text.seq2seq_train import train_seq2seq
 from nanoseq.text.translate import Translator, evaluate_translation
@@ -26,6 +26,13 @@ def small(cell="gru", attention="bahdanau", bidirectional=True, layers=2, layer_
     vocabulary = Vocabulary([f"w{i}" for i in range(36)], "word").get_config()
     encoder = TextBackbone(40, 8, 16, layers, cell, bidirectional, layer_norm)
     return Seq2Seq(encoder, 40, attention, vocabulary, vocabulary)
+
+
+def without_ids(logits: np.ndarray, banned: list[int]) -> np.ndarray:
+    """Log probabilities with the ``banned`` ids impossible (the translator's, on the host)."""
+    logits = np.array(logits, dtype=np.float64)
+    logits[:, banned] = -np.inf
+    return log_softmax(logits)
 
 
 def as_saved(config):
