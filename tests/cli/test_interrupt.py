@@ -87,7 +87,7 @@ def test_resume_after_a_signal_keeps_the_records_and_ends_as_an_uninterrupted_ru
     process.send_signal(how)
     _, stderr = process.communicate(timeout=60)
     if how == signal.SIGTERM:
-        assert process.returncode == 128 + signal.SIGTERM and "Traceback" not in stderr
+        assert process.returncode == 128 + signal.SIGTERM and "Traceback" not in stderr, stderr
         assert stderr.strip().splitlines()[-1] == (
             "nanoseq: terminated (SIGTERM); --resume continues the run"
         )
