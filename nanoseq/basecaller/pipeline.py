@@ -275,7 +275,10 @@ _END = object()
 def threaded(function: Callable, items: Iterable, workers: int) -> Iterator:
     """``map(function, items)``, lazily and in order; with ``workers`` > 1, ``items`` are pulled
     by a thread of their own and ``function`` runs in a pool of ``workers`` threads, up to
-    ``2 * workers`` items ahead. Errors reach the caller where their item would have."""
+    ``2 * workers`` items ahead. Errors reach the caller where their item would have. When the
+    caller stops early (an error, Ctrl-C, SIGTERM) the stage's threads end before it returns,
+    those of the stages upstream with them: none is left running native code (TensorFlow, a
+    reader) while the interpreter exits, which could corrupt its heap."""
     if workers <= 1:
         yield from map(function, items)
         return
@@ -300,12 +303,18 @@ def threaded(function: Callable, items: Iterable, workers: int) -> Iterator:
             failed: Future = Future()
             failed.set_exception(error)
             put(failed)
+        finally:
+            if hasattr(items, "close"):  # an upstream stage ends its threads too
+                items.close()
         put(_END)
 
     with ThreadPoolExecutor(workers, thread_name_prefix="stage") as pool:
-        threading.Thread(target=feed, args=(pool,), name="stage-feed", daemon=True).start()
+        feeder = threading.Thread(target=feed, args=(pool,), name="stage-feed", daemon=True)
+        feeder.start()
         try:
             while (future := ahead.get()) is not _END:
                 yield future.result()
         finally:
             stop.set()
+            pool.shutdown(cancel_futures=True)  # what is running ends; what waits never starts
+            feeder.join()

@@ -134,6 +134,32 @@ def test_threaded_stages_keep_order_and_stop_with_their_consumer():
     assert len(pulled) < 100
 
 
+def test_a_stopped_stage_leaves_no_thread_running_upstream():
+    """Stopping the last stage (as an error or SIGTERM in the caller does) ends the threads of
+    every stage before it returns, and closes the source: none runs on while Python exits."""
+    import threading
+    import time
+
+    before = set(threading.enumerate())
+    closed = []
+
+    def source():
+        try:
+            yield from range(10_000)
+        finally:
+            closed.append(True)
+
+    def slow(x):
+        time.sleep(0.002)
+        return x
+
+    stage = threaded(slow, threaded(slow, source(), 2), 2)
+    assert [next(stage) for _ in range(5)] == [0, 1, 2, 3, 4]
+    stage.close()
+    assert closed == [True]
+    assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
+
+
 def test_a_short_batch_is_padded_to_the_smallest_fraction_that_holds_it(conv_model, reads):
     runner = Runner(conv_model, batch_size=384, size=1200)
     assert [runner.padded_size(n) for n in (1, 48, 49, 96, 97, 192, 193, 384)] == [
