@@ -181,6 +181,19 @@ def _best(total: np.ndarray, k: int) -> np.ndarray:
     return ops.convert_to_numpy(indices)
 
 
+def allowed_ids(vocab_size: int, banned) -> np.ndarray:
+    """A mask of the ids a decoder may propose: all but ``banned``."""
+    return ~np.isin(np.arange(vocab_size), banned)
+
+
+def allowed_log_probs(logits, allowed):
+    """Log probabilities of ``logits`` (batch, vocab) with only the ``allowed`` ids possible,
+    computed on the backend (inside a decoder's compiled step)."""
+    from keras import ops
+
+    return ops.log_softmax(ops.where(allowed, logits, float("-inf")), axis=-1)
+
+
 def generate_text(
     model: str,
     prompt: str = "",

@@ -15,6 +15,7 @@ from keras import ops
 from nanoseq.models import Task
 from nanoseq.runtime import compiled_for
 from nanoseq.text.backbone import TextBackbone, tied_logits
+from nanoseq.text.generate import allowed_ids, allowed_log_probs
 
 
 @keras.saving.register_keras_serializable(package="nanoseq")
@@ -94,7 +95,7 @@ class LanguageModel(Task, keras.Model):
         return log_probs[0], states
 
     def _log_probs(self, tokens, states, banned):
-        allowed = ~np.isin(np.arange(self.vocab_size), banned)
+        allowed = allowed_ids(self.vocab_size, banned)
         run = compiled_for(self, _last_log_probs)
         log_probs, *states = run(tokens.astype(np.int32), allowed, *states)
         return ops.convert_to_numpy(log_probs), [ops.convert_to_numpy(s) for s in states]
@@ -161,5 +162,4 @@ def _last_log_probs(model: LanguageModel, tokens, allowed, *states) -> list:
     """The log probabilities after each row's last token (only ``allowed`` ids possible) and
     the states after it."""
     logits, states = model(tokens, list(states), return_states=True)
-    logits = ops.where(allowed, logits[:, -1], float("-inf"))
-    return [ops.log_softmax(logits, axis=-1), *states]
+    return [allowed_log_probs(logits[:, -1], allowed), *states]

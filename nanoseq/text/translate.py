@@ -15,7 +15,7 @@ from nanoseq.io import atomic_write, write_metrics
 from nanoseq.metrics import translation_scores
 from nanoseq.runtime import compiled
 from nanoseq.text.data import detokenize, length_buckets, pad, preprocess
-from nanoseq.text.generate import beam_search_batch, greedy_batch
+from nanoseq.text.generate import allowed_ids, allowed_log_probs, beam_search_batch, greedy_batch
 from nanoseq.text.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocabulary
 
 
@@ -33,7 +33,7 @@ class Translator:
         self.target_vocab = Vocabulary.from_config(model.target_vocabulary)
         self.encode = compiled(model.encode)
         self.banned = [PAD_ID, UNK_ID, BOS_ID]
-        self.allowed = ~np.isin(np.arange(model.target_vocab_size), self.banned)
+        self.allowed = allowed_ids(model.target_vocab_size, self.banned)
         self.next_log_probs = compiled(self._next_log_probs)
 
     def prepare(self, sentence: str) -> str:
@@ -47,8 +47,7 @@ class Translator:
         """The next token's log probabilities (the banned tokens impossible) and the decoder's
         new states: on the backend, where it is many times faster than on the host."""
         logits, *finals = self.model.next_token(tokens, memory, keys, mask, *states)
-        logits = ops.where(self.allowed, logits, float("-inf"))
-        return [ops.log_softmax(logits, axis=-1), *finals]
+        return [allowed_log_probs(logits, self.allowed), *finals]
 
     def step(self, tokens, states):
         *decoder_states, memory, keys, mask = states
