@@ -318,9 +318,12 @@ class CRFHead(Head):
             moves, labels, self.state_len, self.blank
         )
 
-    def frames(self, scores, beam_width: int = 1) -> tuple:
-        """The called path (best, or a beam search's) and the move posteriors."""
-        return path_and_posteriors(self.moves(scores), self.stay, beam_width, self.blank)
+    def frames(self, scores, beam_width: int = 1, stay=None) -> tuple:
+        """The called path (best, or a beam search's) and the move posteriors; the best path
+        with staying scored ``stay`` where given (a tensor: one compiled program for every
+        value), else :attr:`stay`."""
+        stay = self.stay if stay is None else stay
+        return path_and_posteriors(self.moves(scores), stay, beam_width, self.blank)
 
     def moves(self, scores):
         """The move scores of the model's output ``scores``."""
@@ -349,9 +352,9 @@ class CRFHead(Head):
         change)."""
         found = {}
         for offset in STAYS:
-            head = self.with_stay(self.blank + offset)
-            calls = head.decode_scores(scores, batch_size=batch_size)
-            found[head.stay] = median_accuracy(truths, [call.sequence for call in calls])
+            stay = self.blank + offset
+            calls = self.decode_scores(scores, batch_size=batch_size, options=(np.float32(stay),))
+            found[stay] = median_accuracy(truths, [call.sequence for call in calls])
         best = max(found, key=found.get)
         log.info(
             "CRF decoding stay score %.3g (validation accuracy %.4f; %.4f at the trained %.3g)",

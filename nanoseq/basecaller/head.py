@@ -96,15 +96,18 @@ class Head(keras.losses.Loss):
     def feasible(self, references: np.ndarray, lengths: np.ndarray, frames: int) -> np.ndarray:
         raise NotImplementedError
 
-    def decode_scores(self, scores, beam_width: int = 1, batch_size: int = 64) -> list[Decoded]:
+    def decode_scores(
+        self, scores, beam_width: int = 1, batch_size: int = 64, options: tuple = ()
+    ) -> list[Decoded]:
         """The calls of rows of scores ``(n, frames, classes)``, e.g. a model's output for
-        training chunks; :meth:`frames` runs compiled, ``batch_size`` rows at a time."""
+        training chunks; :meth:`frames` (given ``options`` after the width) runs compiled,
+        ``batch_size`` rows at a time."""
         function = compiled_for(self, _frames)
         calls = []
         for i in range(0, len(scores), batch_size):
             frames = [
                 keras.ops.convert_to_numpy(f)
-                for f in function(scores[i : i + batch_size], beam_width)
+                for f in function(scores[i : i + batch_size], beam_width, *options)
             ]
             for row in range(len(frames[0])):
                 calls.append(self.decode(tuple(f[row] for f in frames), beam_width))
@@ -164,8 +167,8 @@ def monotone(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.concatenate([np.full(n, m) for m, _, n in blocks])
 
 
-def _frames(head: Head, scores, beam_width: int = 1):
-    return head.frames(scores, beam_width)
+def _frames(head: Head, scores, beam_width: int = 1, *options):
+    return head.frames(scores, beam_width, *options)
 
 
 HEADS: dict[str, type[Head]] = {}
