@@ -114,7 +114,9 @@ def main() -> None:
     greedy = test_scores(model, test_sources, test_references, 1, output, cased)
     beam = test_scores(model, test_sources, test_references, 5, output, cased)
     val_bleu = history.history["val_bleu"]
-    tokens = target_tokens(*train) * len(val_bleu)
+    # the epochs before the last, which the time limit may have cut short (validation included)
+    whole = max(1, len(val_bleu) - 1)
+    tokens_per_s = target_tokens(*train) * whole / history.history["seconds"][whole - 1]
     result = {
         "benchmark": "seq2seq-multi30k-de-en",
         "config": {**config, "epochs": EPOCHS, "max_minutes": args.minutes},
@@ -122,7 +124,7 @@ def main() -> None:
         "best_epoch": int(max(range(len(val_bleu)), key=val_bleu.__getitem__)) + 1,
         "val_bleu_greedy": round(max(val_bleu), 2),
         "train_seconds": round(seconds),
-        "train_target_tokens_per_s": round(tokens / seconds),
+        "train_target_tokens_per_s": round(tokens_per_s),
         **{f"test_{key}_greedy": value for key, value in greedy.items() if key != "signatures"},
         **{f"test_{key}_beam5": value for key, value in beam.items() if key != "signatures"},
         "beam5_time_vs_greedy": round(beam["seconds"] / greedy["seconds"], 2),
