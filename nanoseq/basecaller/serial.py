@@ -1,13 +1,16 @@
 """A backbone described layer by layer, in the vocabulary of bonito's model configs: what ONT's
-basecallers are built of (:mod:`nanoseq.basecaller.ont` imports them into one).
+basecallers are built of (:mod:`nanoseq.basecaller.ont` imports them into one), and
+deepnano-blitz's networks (:mod:`nanoseq.basecaller.blitz`).
 
 ``layers`` is a list of dicts, each with a ``type``:
 
 - ``convolution``: ``size`` filters of ``winlen`` samples, ``stride``, zero ``padding`` on both
   sides (as PyTorch pads; Keras's ``same`` pads otherwise with a stride), ``activation``;
 - ``clamp``: ``min``, ``max``;
-- ``lstm``: ``size`` units, over time reversed when ``reverse`` (read back to front, the
-  outputs in time order);
+- ``squares``: the features followed by their squares;
+- ``maxpool``: the maximum of every ``size`` steps (a stride of ``size``);
+- ``lstm``, ``gru``: ``size`` units, over time reversed when ``reverse`` (read back to front,
+  the outputs in time order); the GRU's reset gate after its recurrent product;
 - ``transformer``: a :class:`~nanoseq.basecaller.transformer.TransformerEncoderLayer`;
 - ``linear``: ``size``, ``bias``, ``activation``;
 - ``swish``, ``tanh``, ``relu``: an activation alone.
@@ -23,9 +26,10 @@ import keras
 from keras import ops
 
 from nanoseq.basecaller.transformer import TransformerEncoderLayer
-from nanoseq.recurrent import LSTM
+from nanoseq.recurrent import GRU, LSTM
 
 ACTIVATIONS = ("swish", "tanh", "relu")
+RECURRENT = {"lstm": LSTM, "gru": GRU}
 
 
 @keras.saving.register_keras_serializable(package="nanoseq")
@@ -39,6 +43,14 @@ class Clamp(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "min": self.min, "max": self.max}
+
+
+@keras.saving.register_keras_serializable(package="nanoseq")
+class Squares(keras.layers.Layer):
+    """The features, then their squares: ``(..., n)`` -> ``(..., 2 n)``."""
+
+    def call(self, x):
+        return ops.concatenate([x, x * x], axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="nanoseq")
@@ -74,11 +86,15 @@ def _apply(spec: dict, x, name: str, dtype):
         return _activation(spec.get("activation"), dtype, f"{name}_act")(x)
     if kind == "clamp":
         return Clamp(spec["min"], spec["max"], dtype=dtype, name=name)(x)
-    if kind == "lstm":
+    if kind == "squares":
+        return Squares(dtype=dtype, name=name)(x)
+    if kind == "maxpool":
+        return keras.layers.MaxPooling1D(spec["size"], dtype=dtype, name=name)(x)
+    if kind in RECURRENT:
         reverse = bool(spec.get("reverse", False))
         if reverse:
             x = Flip(dtype=dtype, name=f"{name}_flip")(x)
-        x = LSTM(spec["size"], return_sequences=True, dtype=dtype, name=name)(x)
+        x = RECURRENT[kind](spec["size"], return_sequences=True, dtype=dtype, name=name)(x)
         return Flip(dtype=dtype, name=f"{name}_unflip")(x) if reverse else x
     if kind == "transformer":
         options = {k: v for k, v in spec.items() if k != "type"}
@@ -96,7 +112,8 @@ def _apply(spec: dict, x, name: str, dtype):
 @keras.saving.register_keras_serializable(package="nanoseq")
 class SerialBackbone(keras.Model):
     """Signal ``(batch, samples, 1)`` -> features ``(batch, samples // stride, size)`` through
-    ``layers`` (see the module's docstring); ``stride`` is the product of the convolutions'."""
+    ``layers`` (see the module's docstring); ``stride`` is the product of the convolutions' and
+    the poolings'."""
 
     def __init__(self, layers, dtype=None, **kwargs):
         layers = [dict(spec) for spec in layers]
@@ -113,8 +130,9 @@ class SerialBackbone(keras.Model):
     @staticmethod
     def total_stride(config: dict) -> int:
         """Samples per feature step of the backbone of ``config``."""
-        convolutions = [s for s in config["layers"] if s["type"] == "convolution"]
-        return math.prod(s.get("stride", 1) for s in convolutions)
+        layers = config["layers"]
+        strides = [s.get("stride", 1) for s in layers if s["type"] == "convolution"]
+        return math.prod(strides + [s["size"] for s in layers if s["type"] == "maxpool"])
 
     def get_config(self):
         return {

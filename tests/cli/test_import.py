@@ -12,6 +12,7 @@ import numpy as np
 import pysam
 import pytest
 
+from nanoseq.basecaller.blitz import import_blitz_network
 from nanoseq.basecaller.ont.importer import import_ont_model
 from nanoseq.basecaller.ont.torchfiles import read_tensor
 from nanoseq.errors import InputError
@@ -109,6 +110,30 @@ def test_an_imported_model_fine_tunes(sample_dir, tmp_path):
     assert not np.allclose(
         before.get_layer("head").get_weights()[0], after.get_layer("head").get_weights()[0]
     )
+
+
+def test_a_deepnano_blitz_network_imports_and_basecalls(sample_dir, tmp_path):
+    """A network file (random arrays of width 8) becomes a .keras model that loads back with the
+    same outputs and calls the sample reads end to end; a broken file is one line."""
+    from ..basecaller.test_blitz import random_network, write_network
+
+    write_network(tmp_path / "rnn8.txt", random_network(8))
+    model = tmp_path / "blitz.keras"
+    result = invoke("import", tmp_path / "rnn8.txt", "-o", model)
+    assert result.exit_code == 0 and "CTC" in result.output
+    loaded = keras.saving.load_model(model)
+    x = np.random.default_rng(0).normal(size=(2, 600, 1)).astype(np.float32)
+    expected = import_blitz_network(tmp_path / "rnn8.txt").predict(x, verbose=0)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-6)
+    calls = tmp_path / "calls.fastq"
+    result = invoke("basecall", sample_dir / "reads/lambda.pod5", "-m", model, "-o", calls)
+    assert result.exit_code == 0, result.output
+    with pysam.FastxFile(str(calls)) as records:
+        assert len(list(records)) == 6
+    (tmp_path / "rnn9.txt").write_text("3 3\n1 2\n")
+    error = one_line_error("import", tmp_path / "rnn9.txt", "-o", tmp_path / "m.keras")
+    assert "rnn9.txt: not a deepnano-blitz network" in error
+    assert not (tmp_path / "m.keras").exists()
 
 
 def test_a_broken_folder_is_one_line(tmp_path):
