@@ -25,6 +25,7 @@ import numpy as np
 
 from nanoseq.io import mean_qscore
 from nanoseq.metrics import aligned, phred
+from nanoseq.models import DEFAULT_BEAM_WIDTH
 from nanoseq.runtime import compiled_for
 from nanoseq.signal.labels import ALPHABET
 
@@ -117,8 +118,11 @@ class Head(keras.losses.Loss):
         """This head tuned to decode ``scores`` (validation chunks) as ``truths``; as it is."""
         return self
 
-    def with_fitted_qualities(self, scores, truths: list[str], batch_size: int = 64) -> Head:
-        """This head with the quality table under which the bases it calls of ``scores`` are as
+    def with_fitted_qualities(
+        self, scores, truths: list[str], batch_size: int = 64, beam_width: int = DEFAULT_BEAM_WIDTH
+    ) -> Head:
+        """This head with the quality table under which the bases it calls of ``scores`` (with
+        basecalling's default beam: a CTC beam's qualities are not its best path's) are as
         often wrong as their qualities say: per posterior quality, the measured error of the
         calls aligned to ``truths`` (edlib), made monotone (pooled where it falls, weighted by
         the bases each quality holds); qualities seen too rarely take their neighbours'. Then
@@ -126,7 +130,7 @@ class Head(keras.losses.Loss):
         -10 log10(1 - identity) in the median (the median minimises the absolute gaps)."""
         raw = self.copy(qscore_table=None)  # decoding reports the posterior's qualities
         bases, errors = np.zeros(MAX_QSCORE + 1), np.zeros(MAX_QSCORE + 1)
-        calls = raw.decode_scores(scores, batch_size=batch_size)
+        calls = raw.decode_scores(scores, beam_width, batch_size)
         alignments = [aligned(c.sequence, t) for c, t in zip(calls, truths, strict=True)]
         for call, alignment in zip(calls, alignments, strict=True):
             np.add.at(bases, call.qualities, 1)

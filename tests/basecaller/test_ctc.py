@@ -42,6 +42,17 @@ def test_qualities_follow_the_posterior():
     assert greedy(confident)[1].max() <= 50 and greedy(unsure)[1].min() >= 1
 
 
+def test_a_base_is_as_sure_as_its_label_over_its_frames():
+    """Its quality is its label's highest posterior from its frame to the next base's."""
+    probs = np.array(
+        [[0.1, 0.9, 0, 0, 0], [0.5, 0.2, 0, 0.3, 0], [0.3, 0, 0.7, 0, 0], [0.4, 0, 0.6, 0, 0]]
+    )
+    for decode in (greedy, beam_search):
+        sequence, qualities, moves = decode(np.log(probs.astype(np.float32) + 1e-9))
+        assert sequence == "AC" and moves.tolist() == [1, 0, 1, 0]
+        assert qualities.tolist() == [10, 5]  # 0.9 and 0.7: -10 log10(0.1), -10 log10(0.3)
+
+
 def test_width_one_is_greedy_and_beam_agrees_on_clear_input():
     rng = np.random.default_rng(0)
     path = rng.integers(0, 5, size=300)
