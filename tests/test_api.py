@@ -8,6 +8,7 @@ import pytest
 
 import nanoseq
 from nanoseq.errors import InputError
+from nanoseq.models import DEFAULT_BASECALLER
 
 
 def test_dir_and_help_show_the_public_api_only():
@@ -40,7 +41,7 @@ def test_the_library_basecalls_as_the_cli_does(sample_dir, tmp_path):
     assert call.qualities.tolist() == record.qualities.tolist()
     assert call.mean_qscore == pytest.approx(record.mean_qscore, abs=1e-4)  # its qs tag
     # the read's qscore counts what its model misses (the bundled model's fitted scale)
-    scale = nanoseq.Basecaller.from_preset("dna_r941_lambda").head.read_error_scale
+    scale = nanoseq.Basecaller.from_preset(DEFAULT_BASECALLER).head.read_error_scale
     assert call.error_scale == scale > 1
 
 

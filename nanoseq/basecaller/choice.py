@@ -32,9 +32,10 @@ class ModelChoice:
         self.loaded: dict[str, Basecaller] = {}
         self.warned: set[str] = set()
         self.by_chemistry = {}
-        if self.given is None:
-            for name, chemistry in bundled_chemistries().items():
-                self.by_chemistry.setdefault(chemistry, name)
+        if self.given is None:  # the default basecaller first: its chemistry's choice
+            chemistries = bundled_chemistries()
+            for name in sorted(chemistries, key=lambda name: name != DEFAULT_BASECALLER):
+                self.by_chemistry.setdefault(chemistries[name], name)
 
     def choose(self, read: Read) -> Basecaller:
         chemistry = read.chemistry

@@ -8,6 +8,7 @@ import pytest
 from nanoseq.basecaller.choice import ModelChoice, bundled_chemistries
 from nanoseq.basecaller.model import Basecaller
 from nanoseq.errors import InputError
+from nanoseq.models import DEFAULT_BASECALLER
 from nanoseq.signal.chemistry import R941, R1041, UNKNOWN
 from nanoseq.signal.readers import Read, read_signal
 from nanoseq.signal.resample import moves_on_read, resample
@@ -24,9 +25,11 @@ R10_READ = {"flow_cell_product_code": "FLO-PRO114M", "sequencing_kit": "sqk-lsk1
 
 def test_each_read_goes_to_the_bundled_model_of_its_chemistry(caplog):
     chemistries = bundled_chemistries()
-    assert chemistries["dna_r941_lambda"] == R941
+    assert chemistries["dna_r941_lambda"] == chemistries[DEFAULT_BASECALLER] == R941
     choice = ModelChoice()
-    for name, chemistry in chemistries.items():
+    assert choice.by_chemistry[R941] == DEFAULT_BASECALLER  # of two R9.4.1 models, the default
+    assert set(choice.by_chemistry.items()) <= {(c, n) for n, c in chemistries.items()}
+    for chemistry, name in choice.by_chemistry.items():
         read = read_of(R9_READ if chemistry == R941 else R10_READ)
         assert read.chemistry == chemistry
         assert choice.choose(read) is choice.loaded[name]  # loaded once, reused
@@ -148,7 +151,7 @@ def test_a_mixed_folder_goes_model_by_model(sample_dir, tmp_path):
     reads = list(read_signal([folder]))
     mixed = {read.read_id: (read.chemistry, call.sequence) for read, call in basecall(reads)}
     assert sorted(chemistry for chemistry, _ in mixed.values()) == [R1041] * 8 + [R941] * 6
-    for model, chemistry in (("dna_r941_lambda", R941), (R10_MODEL, R1041)):
+    for model, chemistry in ((DEFAULT_BASECALLER, R941), (R10_MODEL, R1041)):
         alone = [r for r in reads if r.chemistry == chemistry]
         for read, call in basecall(alone, model):
             assert mixed[read.read_id][1] == call.sequence
