@@ -110,9 +110,9 @@ def main() -> None:
     from nanoseq.signal.readers import read_signal
 
     set_threads(args.threads)
-    args.batch_size = args.batch_size or BATCH_SIZE
     name = args.model or DEFAULT_BASECALLER
     model = Basecaller.from_preset(name)
+    args.batch_size = args.batch_size or model.metadata.get("batch_size", BATCH_SIZE)
     if args.memory_run:
         return memory_run(args, model)
     reads = list(read_signal([args.reads]))

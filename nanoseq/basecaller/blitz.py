@@ -25,6 +25,9 @@ from nanoseq.signal.chemistry import R941
 from nanoseq.signal.normalize import Normalisation
 
 WINDOW, FEATURES, POOL, CLIP = 33, 2, 3, 2.5
+# windows a batch: the convolution's output before pooling (the width's features a sample) is
+# large; w96 basecalling heldout.pod5 peaks at 1.50 GB at 160, 2.08 GB at nanoseq's usual 320
+BATCH = 160
 
 
 def blitz_layers(width: int) -> list[dict]:
@@ -78,6 +81,7 @@ def import_blitz_network(path) -> Basecaller:
         "sample_rate": 4000.0,
         "normalisation": Normalisation("med_mad").to_dict(),
         "imported_from": "deepnano-blitz",
+        "batch_size": BATCH,
     }
     model = Basecaller(SerialBackbone(blitz_layers(width)), CTCHead(), 1, metadata)
     try:
