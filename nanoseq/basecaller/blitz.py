@@ -23,8 +23,11 @@ from nanoseq.basecaller.serial import SerialBackbone
 from nanoseq.errors import InputError
 from nanoseq.signal.chemistry import R941
 from nanoseq.signal.normalize import Normalisation
+from nanoseq.signal.settings import SignalSettings
 
 WINDOW, FEATURES, POOL, CLIP = 33, 2, 3, 2.5
+GRUS, GRU_ARRAYS = 4, 12  # each GRU's arrays, in the file's order: see unpacking below
+ARRAYS = 2 + GRUS * GRU_ARRAYS + 2  # the convolution's, the GRUs', the CTC map's
 # windows a batch: the convolution's output before pooling (the width's features a sample) is
 # large; w96 basecalling heldout.pod5 peaks at 1.50 GB at 160, 2.08 GB at nanoseq's usual 320
 BATCH = 160
@@ -39,7 +42,7 @@ def blitz_layers(width: int) -> list[dict]:
         {"type": "convolution", "size": width, "winlen": WINDOW, "padding": WINDOW // 2},
         {"type": "maxpool", "size": POOL},
         {"type": "tanh"},
-        *([gru, {**gru, "reverse": True}] * 2),
+        *([gru, {**gru, "reverse": True}] * (GRUS // 2)),
     ]
 
 
@@ -63,23 +66,23 @@ def import_blitz_network(path) -> Basecaller:
     """The network in ``path`` as a basecaller of R9.4.1 reads at 4 kHz (med/MAD)."""
     path = Path(path)
     arrays = read_arrays(path)
-    if len(arrays) != 2 + 4 * 12 + 2 or arrays[0].ndim != 2:
-        raise InputError(f"{path}: {len(arrays)} arrays, not deepnano-blitz's 52")
+    if len(arrays) != ARRAYS or arrays[0].ndim != 2:
+        raise InputError(f"{path}: {len(arrays)} arrays, not deepnano-blitz's {ARRAYS}")
     width = arrays[0].shape[1]
     kernel, bias = arrays[0].reshape(WINDOW, FEATURES, width), arrays[1]
     weights = [kernel, bias]
-    for start in range(2, 50, 12):
-        wio, woo, bio, boo, wir, wiu, wor, wou, bir, bor, biu, bou = arrays[start : start + 12]
+    for start in range(2, 2 + GRUS * GRU_ARRAYS, GRU_ARRAYS):
+        gru = arrays[start : start + GRU_ARRAYS]
+        wio, woo, bio, boo, wir, wiu, wor, wou, bir, bor, biu, bou = gru
         weights += [  # Keras's gate order: update, reset, candidate
             np.concatenate([wiu, wir, wio], axis=1),
             np.concatenate([wou, wor, woo], axis=1),
             np.stack([np.concatenate([biu, bir, bio]), np.concatenate([bou, bor, boo])]),
         ]
+    settings = SignalSettings(R941, 4000.0, Normalisation("med_mad"))  # as its own caller
     metadata = {
+        **settings.to_metadata(),
         "name": f"deepnano-blitz {path.stem}",
-        "chemistry": R941,
-        "sample_rate": 4000.0,
-        "normalisation": Normalisation("med_mad").to_dict(),
         "imported_from": "deepnano-blitz",
         "batch_size": BATCH,
     }

@@ -28,13 +28,15 @@ def import_folder(folder, output, chemistry, sample_rate):
     if Path(folder).is_file():
         from nanoseq.basecaller.blitz import import_blitz_network
 
+        if chemistry or sample_rate:
+            raise click.UsageError("--chemistry and --sample-rate are for model folders")
         model = import_blitz_network(folder)
-        head = "CTC"
     else:
         from nanoseq.basecaller.ont.importer import import_ont_model
 
         model = import_ont_model(folder, chemistry, sample_rate)
-        head = f"CRF state length {model.head.state_len}"
+    head = model.head
+    head = f"CRF state length {head.state_len}" if head.kind == "crf" else head.kind.upper()
     save(model, Path(output))
     metadata = model.metadata
     click.echo(

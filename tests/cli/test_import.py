@@ -121,6 +121,9 @@ def test_a_deepnano_blitz_network_imports_and_basecalls(sample_dir, tmp_path):
     model = tmp_path / "blitz.keras"
     result = invoke("import", tmp_path / "rnn8.txt", "-o", model)
     assert result.exit_code == 0 and "CTC" in result.output
+    args = ["import", tmp_path / "rnn8.txt", "-o", tmp_path / "x.keras", "--chemistry", "rna004"]
+    result = invoke(*args)  # a network file says its own chemistry: the option is refused
+    assert result.exit_code == 2 and "are for model folders" in result.output
     loaded = keras.saving.load_model(model)
     x = np.random.default_rng(0).normal(size=(2, 600, 1)).astype(np.float32)
     expected = import_blitz_network(tmp_path / "rnn8.txt").predict(x, verbose=0)
