@@ -1,7 +1,8 @@
 """The CTC head: per frame 5 logits over ``N A C G T``, the blank at index 0 (Keras's and
 bonito's convention). Decoded on the host: greedy (best label per frame, repeats merged, blanks
-dropped) or a prefix beam search (fast-ctc-decode); a base's quality is the posterior of its
-label at the frame that emits it.
+dropped) or a prefix beam search (fast-ctc-decode), after the blank's logit is lowered by the
+head's ``blank_penalty`` (chosen on validation chunks after training: CTC models under-call,
+deletions outnumber insertions); a base's quality is its label's posterior (see :func:`spanned`).
 
 The loss on the TensorFlow backend is ``tf.nn.ctc_loss`` with sparse labels (about 100x faster
 than the dense path); other backends use ``keras.ops.ctc_loss``.
@@ -9,12 +10,18 @@ than the dense path); other backends use ``keras.ops.ctc_loss``.
 
 from __future__ import annotations
 
+import logging
+
 import keras
 import numpy as np
 
 from nanoseq.basecaller.head import Decoded, Head, decoded, register
+from nanoseq.metrics import median_accuracy
+from nanoseq.models import DEFAULT_BEAM_WIDTH
 from nanoseq.probability import log_softmax
 from nanoseq.signal.labels import ALPHABET
+
+log = logging.getLogger(__name__)
 
 
 @register
@@ -22,8 +29,12 @@ class CTCHead(Head):
     kind = "ctc"
     classes = len(ALPHABET)
 
-    def __init__(self, name="ctc", **kwargs):
+    def __init__(self, blank_penalty: float = 0.0, name="ctc", **kwargs):
         super().__init__(name=name, **kwargs)
+        self.blank_penalty = float(blank_penalty)
+
+    def get_config(self):
+        return {**super().get_config(), "blank_penalty": self.blank_penalty}
 
     def call(self, labels, logits):
         """CTC loss per chunk; ``labels``: codes 1..4 padded with 0 (the blank, never a label)."""
@@ -56,10 +67,30 @@ class CTCHead(Head):
     def decode(self, frames: tuple, beam_width: int = 1) -> Decoded:
         """Greedy for ``beam_width`` 1, else a prefix beam search of that width."""
         (logits,) = frames
-        logits = np.asarray(logits, dtype=np.float32)
+        logits = np.array(logits, dtype=np.float32)
+        logits[:, 0] -= self.blank_penalty
         if beam_width > 1:
             return beam_search(logits, beam_width, table=self.qscore_table)
         return greedy(logits, self.qscore_table)
+
+    def calibrated(self, scores, truths, batch_size):
+        """This head with the blank penalty (one of :data:`BLANK_PENALTIES`) under which the
+        default beam calls ``scores`` as ``truths`` best (median accuracy; of equals, the
+        smallest)."""
+        found = {}
+        for penalty in BLANK_PENALTIES:
+            calls = self.copy(blank_penalty=penalty).decode_scores(
+                scores, DEFAULT_BEAM_WIDTH, batch_size
+            )
+            found[penalty] = median_accuracy(truths, [call.sequence for call in calls])
+        best = max(found, key=found.get)
+        log.info(
+            "CTC blank penalty %.3g (validation accuracy %.4f; %.4f without)",
+            best,
+            found[best],
+            found[0.0],
+        )
+        return self.copy(blank_penalty=best)
 
     def feasible(self, references, lengths, frames):
         """Labels plus a blank between each repeated pair fit in the frames."""
@@ -67,6 +98,9 @@ class CTCHead(Head):
             (references[:, 1:] == references[:, :-1]) & (references[:, 1:] > 0), axis=1
         )
         return (lengths > 0) & (lengths + repeats <= frames)
+
+
+BLANK_PENALTIES = (0.0, 0.25, 0.5, 0.75, 1.0)  # what calibration tries
 
 
 def greedy(logits: np.ndarray, table=None) -> Decoded:

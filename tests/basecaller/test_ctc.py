@@ -141,3 +141,32 @@ def test_a_read_counts_the_bases_it_misses_in_its_mean_qscore():
         gaps.append(call.mean_qscore - phred(1 - aligned(sequence, truth).identity))
     assert abs(np.median(gaps)) < 0.1
     assert CTCHead().read_error_scale == 1.0  # an unfitted head: the bases' errors alone
+
+
+def test_the_blank_penalty_is_chosen_on_validation_chunks():
+    """Bases whose frames give the blank 0.52 (so the best path drops them) among frames of a
+    spurious base at 0.3: penalties 0.5 and 0.75 call the truth with either search, 1.0 also
+    the spurious bases, so calibration takes 0.5; the penalty is saved with the head. (No base
+    repeats its neighbour: the beam rightly merges uncertain homopolymers.)"""
+    rng = np.random.default_rng(2)
+    scores, truths = [], []
+    for _ in range(20):
+        bases = np.cumsum(rng.integers(1, 4, 31)) % 4 + 1  # neighbours differ
+        spurious = [min({1, 2, 3, 4} - {a, b}) for a, b in zip(bases[:-1], bases[1:], strict=True)]
+        bases = bases[:-1]
+        probs = np.full((120, 5), 1e-6, np.float32)
+        probs[1::2, 0] = 1.0  # sure blanks between
+        at = np.arange(0, 120, 4)
+        probs[at, 0], probs[at, bases] = 0.52, 0.48  # the truth's bases
+        probs[at + 2, 0], probs[at + 2, spurious] = 0.7, 0.3  # spurious ones
+        scores.append(np.log(probs))
+        truths.append("".join("NACGT"[c] for c in bases))
+    scores = np.stack(scores)
+    head = CTCHead()
+    assert head.decode((scores[0],), 1)[0] == ""
+    calibrated = head.calibrated(scores, truths, batch_size=8)
+    assert calibrated.blank_penalty == 0.5
+    for width in (1, 5):
+        assert calibrated.decode((scores[0],), width)[0] == truths[0]
+    assert len(head.copy(blank_penalty=1.0).decode((scores[0],), 1)[0]) == 60
+    assert CTCHead.from_config(calibrated.get_config()).blank_penalty == 0.5
