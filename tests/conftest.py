@@ -1,5 +1,7 @@
 """Shared fixtures: the committed sample data, and the project's shared data when it is there.
-The suite keeps compiled programs in a cache of its own, not the user's."""
+The suite keeps compiled programs in a cache of its own, not the user's, and starts every test
+from the same random state (layers' initial weights included), so a run cannot pass or fail on
+the draw."""
 
 import os
 from pathlib import Path
@@ -14,6 +16,13 @@ SHARED = ROOT.parent / "shared" / "data"
 @pytest.fixture(scope="session", autouse=True)
 def own_compile_cache(tmp_path_factory):
     os.environ["NANOSEQ_CACHE"] = str(tmp_path_factory.mktemp("compile-cache"))
+
+
+@pytest.fixture(autouse=True)
+def seeded():
+    import keras
+
+    keras.utils.set_random_seed(0)
 
 
 @pytest.fixture(scope="session")
