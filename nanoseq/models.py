@@ -18,7 +18,7 @@ from typing import ClassVar
 from nanoseq.errors import InputError, one_line
 
 ASSETS = Path(__file__).parent / "assets"
-DEFAULT_BASECALLER = "dna_r941_blitz96"
+DEFAULT_BASECALLER = "dna_r941_blitz96_lambda"
 DEFAULT_BEAM_WIDTH = 5  # how nanoseq basecalls (CLI and library): a beam search (1 = greedy)
 DEFAULT_LANGUAGE_MODEL = "char_tinyshakespeare"
 
