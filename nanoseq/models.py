@@ -90,6 +90,18 @@ def bundled(family: str | None = None) -> dict[str, Path]:
     return {name: p for name, p in models.items() if family in (None, family_of(p))}
 
 
+def auto_basecallers() -> dict[str, str]:
+    """Chemistry -> the bundled basecaller ``--model auto`` picks for its reads: the default
+    for its own chemistry, else the first made for it by name (read from saved metadata)."""
+    chemistries = {
+        name: saved_config(name)["metadata"]["chemistry"] for name in bundled("basecaller")
+    }
+    chosen: dict[str, str] = {}
+    for name in sorted(chemistries, key=lambda name: name != DEFAULT_BASECALLER):
+        chosen.setdefault(chemistries[name], name)
+    return chosen
+
+
 def resolve(name_or_path: str, family: str | None = None) -> Path:
     """A bundled model's name or a ``.keras`` path -> the file."""
     models = bundled()

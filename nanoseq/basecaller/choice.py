@@ -9,18 +9,13 @@ import logging
 
 from nanoseq.basecaller.model import Basecaller
 from nanoseq.errors import InputError
-from nanoseq.models import DEFAULT_BASECALLER, bundled, saved_config
+from nanoseq.models import DEFAULT_BASECALLER, auto_basecallers
 from nanoseq.signal.chemistry import UNKNOWN
 from nanoseq.signal.readers import Read
 
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
-
-
-def bundled_chemistries() -> dict[str, str]:
-    """The chemistry of each bundled basecaller, read from its saved metadata."""
-    return {name: saved_config(name)["metadata"]["chemistry"] for name in bundled("basecaller")}
 
 
 class ModelChoice:
@@ -31,11 +26,7 @@ class ModelChoice:
         self.any_chemistry = any_chemistry
         self.loaded: dict[str, Basecaller] = {}
         self.warned: set[str] = set()
-        self.by_chemistry = {}
-        if self.given is None:  # the default basecaller first: its chemistry's choice
-            chemistries = bundled_chemistries()
-            for name in sorted(chemistries, key=lambda name: name != DEFAULT_BASECALLER):
-                self.by_chemistry.setdefault(chemistries[name], name)
+        self.by_chemistry = auto_basecallers() if self.given is None else {}
 
     def choose(self, read: Read) -> Basecaller:
         chemistry = read.chemistry

@@ -8,12 +8,16 @@ import click
 @click.command()
 def models():
     """List the bundled models: family, the chemistry and sample rate a basecaller was made
-    for, and its model card (a TSV)."""
-    from nanoseq.models import bundled, family_of, saved_config
+    for, whether ``--model auto`` picks it for that chemistry, and its model card (a TSV)."""
+    from nanoseq.models import auto_basecallers, bundled, family_of, saved_config
 
-    click.echo("name\tfamily\tchemistry\tsample_rate\tcard")
+    picked = set(auto_basecallers().values())
+    click.echo("name\tfamily\tchemistry\tsample_rate\tauto\tcard")
     for name, path in bundled().items():
         metadata = saved_config(name).get("metadata") or {}
         chemistry, rate = metadata.get("chemistry", ""), metadata.get("sample_rate", "")
+        auto = "yes" if name in picked else ""
         card = path.with_suffix(".md")
-        click.echo(f"{name}\t{family_of(path)}\t{chemistry}\t{rate and f'{rate:g}'}\t{card}")
+        click.echo(
+            f"{name}\t{family_of(path)}\t{chemistry}\t{rate and f'{rate:g}'}\t{auto}\t{card}"
+        )

@@ -5,10 +5,10 @@ sample rate resampled, their moves put back on their own samples."""
 import numpy as np
 import pytest
 
-from nanoseq.basecaller.choice import ModelChoice, bundled_chemistries
+from nanoseq.basecaller.choice import ModelChoice
 from nanoseq.basecaller.model import Basecaller
 from nanoseq.errors import InputError
-from nanoseq.models import DEFAULT_BASECALLER
+from nanoseq.models import DEFAULT_BASECALLER, bundled, saved_config
 from nanoseq.signal.chemistry import R941, R1041, UNKNOWN
 from nanoseq.signal.readers import Read, read_signal
 from nanoseq.signal.resample import moves_on_read, resample
@@ -24,7 +24,9 @@ R10_READ = {"flow_cell_product_code": "FLO-PRO114M", "sequencing_kit": "sqk-lsk1
 
 
 def test_each_read_goes_to_the_bundled_model_of_its_chemistry(caplog):
-    chemistries = bundled_chemistries()
+    chemistries = {
+        name: saved_config(name)["metadata"]["chemistry"] for name in bundled("basecaller")
+    }
     assert chemistries["dna_r941_lambda"] == chemistries[DEFAULT_BASECALLER] == R941
     choice = ModelChoice()
     assert choice.by_chemistry[R941] == DEFAULT_BASECALLER  # of two R9.4.1 models, the default
@@ -77,11 +79,12 @@ def test_models_lists_chemistry_and_sample_rate():
     from nanoseq.cli import main
 
     lines = CliRunner().invoke(main, ["models"]).stdout.splitlines()
-    assert lines[0].split("\t") == ["name", "family", "chemistry", "sample_rate", "card"]
+    assert lines[0].split("\t") == ["name", "family", "chemistry", "sample_rate", "auto", "card"]
     rows = {line.split("\t")[0]: line.split("\t") for line in lines[1:]}
-    assert rows["dna_r941_lambda"][1:4] == ["basecaller", R941, "4000"]
-    assert rows["dna_r1041_e82_400bps"][1:4] == ["basecaller", R1041, "4000"]
-    assert rows["char_tinyshakespeare"][1] == "language model"
+    assert rows["dna_r941_lambda"][1:5] == ["basecaller", R941, "4000", ""]
+    assert rows[DEFAULT_BASECALLER][1:5] == ["basecaller", R941, "4000", "yes"]
+    assert rows["dna_r1041_e82_400bps"][1:5] == ["basecaller", R1041, "4000", "yes"]
+    assert rows["char_tinyshakespeare"][1:5] == ["language model", "", "", ""]
 
 
 def test_moves_go_back_on_the_reads_own_samples():
