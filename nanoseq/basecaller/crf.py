@@ -24,8 +24,7 @@ import math
 import numpy as np
 from keras import ops
 
-from nanoseq.basecaller.head import Decoded, Head, decoded, register
-from nanoseq.metrics import median_accuracy
+from nanoseq.basecaller.head import Decoded, Head, best_setting, decoded, register
 from nanoseq.scan import scan
 
 log = logging.getLogger(__name__)
@@ -350,12 +349,13 @@ class CRFHead(Head):
         """This head with the stay score (the blank's plus one of :data:`STAYS`) under which the
         best paths of ``scores`` call ``truths`` best (median accuracy; of equals, the least
         change)."""
-        found = {}
-        for offset in STAYS:
-            stay = self.blank + offset
-            calls = self.decode_scores(scores, batch_size=batch_size, options=(np.float32(stay),))
-            found[stay] = median_accuracy(truths, [call.sequence for call in calls])
-        best = max(found, key=found.get)
+        best, found = best_setting(
+            [self.blank + offset for offset in STAYS],
+            lambda stay: self.decode_scores(
+                scores, batch_size=batch_size, options=(np.float32(stay),)
+            ),
+            truths,
+        )
         log.info(
             "CRF decoding stay score %.3g (validation accuracy %.4f; %.4f at the trained %.3g)",
             best,

@@ -15,8 +15,7 @@ import logging
 import keras
 import numpy as np
 
-from nanoseq.basecaller.head import Decoded, Head, decoded, register
-from nanoseq.metrics import median_accuracy
+from nanoseq.basecaller.head import Decoded, Head, best_setting, decoded, register
 from nanoseq.models import DEFAULT_BEAM_WIDTH
 from nanoseq.probability import log_softmax
 from nanoseq.signal.labels import ALPHABET
@@ -77,13 +76,13 @@ class CTCHead(Head):
         """This head with the blank penalty (one of :data:`BLANK_PENALTIES`) under which the
         default beam calls ``scores`` as ``truths`` best (median accuracy; of equals, the
         smallest)."""
-        found = {}
-        for penalty in BLANK_PENALTIES:
-            calls = self.copy(blank_penalty=penalty).decode_scores(
+        best, found = best_setting(
+            BLANK_PENALTIES,
+            lambda penalty: self.copy(blank_penalty=penalty).decode_scores(
                 scores, DEFAULT_BEAM_WIDTH, batch_size
-            )
-            found[penalty] = median_accuracy(truths, [call.sequence for call in calls])
-        best = max(found, key=found.get)
+            ),
+            truths,
+        )
         log.info(
             "CTC blank penalty %.3g (validation accuracy %.4f; %.4f without)",
             best,

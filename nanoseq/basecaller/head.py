@@ -24,7 +24,7 @@ import keras
 import numpy as np
 
 from nanoseq.io import mean_qscore
-from nanoseq.metrics import aligned, phred
+from nanoseq.metrics import aligned, median_accuracy, phred
 from nanoseq.models import DEFAULT_BEAM_WIDTH
 from nanoseq.runtime import compiled_for
 from nanoseq.signal.labels import ALPHABET
@@ -157,6 +157,14 @@ class Head(keras.losses.Loss):
 
 
 MIN_BASES = 100  # bases a quality needs to count in the fit
+
+
+def best_setting(values, calls_for, truths: list[str]) -> tuple:
+    """Of ``values`` of a decoding setting, the one under which ``calls_for(value)`` (decoded
+    validation chunks) match ``truths`` best (median accuracy; of equals, the first), and each
+    value's accuracy."""
+    found = {v: median_accuracy(truths, [c.sequence for c in calls_for(v)]) for v in values}
+    return max(found, key=found.get), found
 
 
 def monotone(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
