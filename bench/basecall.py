@@ -104,7 +104,7 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
     from nanoseq.basecaller.model import Basecaller
-    from nanoseq.basecaller.pipeline import BATCH_SIZE, Runner, Windows, basecall, prepare
+    from nanoseq.basecaller.pipeline import Runner, Windows, basecall, batch_size_of, prepare
     from nanoseq.models import DEFAULT_BASECALLER
     from nanoseq.runtime import set_threads
     from nanoseq.signal.readers import read_signal
@@ -112,7 +112,7 @@ def main() -> None:
     set_threads(args.threads)
     name = args.model or DEFAULT_BASECALLER
     model = Basecaller.from_preset(name)
-    args.batch_size = args.batch_size or model.metadata.get("batch_size", BATCH_SIZE)
+    args.batch_size = args.batch_size or batch_size_of(model)
     if args.memory_run:
         return memory_run(args, model)
     reads = list(read_signal([args.reads]))

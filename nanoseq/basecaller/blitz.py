@@ -29,7 +29,8 @@ WINDOW, FEATURES, POOL, CLIP = 33, 2, 3, 2.5
 GRUS, GRU_ARRAYS = 4, 12  # each GRU's arrays, in the file's order: see unpacking below
 ARRAYS = 2 + GRUS * GRU_ARRAYS + 2  # the convolution's, the GRUs', the CTC map's
 # windows a batch: the convolution's output before pooling (the width's features a sample) is
-# large; w96 basecalling heldout.pod5 peaks at 1.50 GB at 160, 2.08 GB at nanoseq's usual 320
+# large; w96 basecalling heldout.pod5 peaks at 1.55 GB at 160, 2.18 GB at nanoseq's usual 320
+# (bench/basecall.py's memory run, stop 33)
 BATCH = 160
 
 

@@ -22,6 +22,9 @@ from nanoseq.signal.labels import ALPHABET
 
 log = logging.getLogger(__name__)
 
+BLANK = np.eye(len(ALPHABET), dtype=np.float32)[0]  # the blank's place in a frame's logits
+BLANK_PENALTIES = (0.0, 0.25, 0.5, 0.75, 1.0)  # what calibration tries
+
 
 @register
 class CTCHead(Head):
@@ -66,8 +69,9 @@ class CTCHead(Head):
     def decode(self, frames: tuple, beam_width: int = 1) -> Decoded:
         """Greedy for ``beam_width`` 1, else a prefix beam search of that width."""
         (logits,) = frames
-        logits = np.array(logits, dtype=np.float32)
-        logits[:, 0] -= self.blank_penalty
+        logits = np.asarray(logits, dtype=np.float32)
+        if self.blank_penalty:
+            logits = logits - np.float32(self.blank_penalty) * BLANK
         if beam_width > 1:
             return beam_search(logits, beam_width, table=self.qscore_table)
         return greedy(logits, self.qscore_table)
@@ -76,13 +80,12 @@ class CTCHead(Head):
         """This head with the blank penalty (one of :data:`BLANK_PENALTIES`) under which the
         default beam calls ``scores`` as ``truths`` best (median accuracy; of equals, the
         smallest)."""
-        best, found = best_setting(
-            BLANK_PENALTIES,
-            lambda penalty: self.copy(blank_penalty=penalty).decode_scores(
-                scores, DEFAULT_BEAM_WIDTH, batch_size
-            ),
-            truths,
-        )
+
+        def calls(penalty):  # a CTC head's frames are its scores: decoded as they are
+            head = self.copy(blank_penalty=penalty)
+            return [head.decode((row,), DEFAULT_BEAM_WIDTH) for row in scores]
+
+        best, found = best_setting(BLANK_PENALTIES, calls, truths)
         log.info(
             "CTC blank penalty %.3g (validation accuracy %.4f; %.4f without)",
             best,
@@ -97,9 +100,6 @@ class CTCHead(Head):
             (references[:, 1:] == references[:, :-1]) & (references[:, 1:] > 0), axis=1
         )
         return (lengths > 0) & (lengths + repeats <= frames)
-
-
-BLANK_PENALTIES = (0.0, 0.25, 0.5, 0.75, 1.0)  # what calibration tries
 
 
 def greedy(logits: np.ndarray, table=None) -> Decoded:

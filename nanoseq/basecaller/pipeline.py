@@ -131,12 +131,17 @@ def basecall_with(
 ) -> Iterator[tuple[Read, Call]]:
     """:func:`basecall`'s stages, for reads that one model calls."""
     windows = Windows.of(model, chunk_size, overlap)
-    batch_size = batch_size or model.metadata.get("batch_size", BATCH_SIZE)
-    runner = Runner(model, batch_size, windows.size, timing, beam_width)
+    runner = Runner(model, batch_size or batch_size_of(model), windows.size, timing, beam_width)
     checked = rate_checked(reads, model.settings.sample_rate)
     prepared = threaded(partial(prepare, model=model, windows=windows, trim=trim), checked, workers)
     stitched = through_model(prepared, runner, windows)
     yield from threaded(partial(decode, model=model, beam_width=beam_width), stitched, workers)
+
+
+def batch_size_of(model: Basecaller) -> int:
+    """The windows a batch ``model`` is called with unless told: its metadata's
+    ``batch_size`` (an imported model's own), else :data:`BATCH_SIZE`."""
+    return model.metadata.get("batch_size", BATCH_SIZE)
 
 
 def rate_checked(reads: Iterable[Read], expected: float) -> Iterator[Read]:

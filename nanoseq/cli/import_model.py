@@ -35,8 +35,8 @@ def import_folder(folder, output, chemistry, sample_rate):
         from nanoseq.basecaller.ont.importer import import_ont_model
 
         model = import_ont_model(folder, chemistry, sample_rate)
-    head = model.head
-    head = f"CRF state length {head.state_len}" if head.kind == "crf" else head.kind.upper()
+    kind = model.head.kind
+    head = f"CRF state length {model.head.state_len}" if kind == "crf" else kind.upper()
     save(model, Path(output))
     metadata = model.metadata
     click.echo(

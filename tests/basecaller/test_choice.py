@@ -29,7 +29,7 @@ def test_each_read_goes_to_the_bundled_model_of_its_chemistry(caplog):
     }
     assert chemistries["dna_r941_lambda"] == chemistries[DEFAULT_BASECALLER] == R941
     choice = ModelChoice()
-    assert choice.by_chemistry[R941] == DEFAULT_BASECALLER  # of two R9.4.1 models, the default
+    assert choice.by_chemistry[R941] == DEFAULT_BASECALLER  # of the R9.4.1 models, the default
     assert set(choice.by_chemistry.items()) <= {(c, n) for n, c in chemistries.items()}
     for chemistry, name in choice.by_chemistry.items():
         read = read_of(R9_READ if chemistry == R941 else R10_READ)
