@@ -39,9 +39,9 @@ found["jit_error"] = max(
     float(np.abs(keras.ops.convert_to_numpy(e) - j).max()) for e, j in zip(eager, jitted)
 )
 
-# nanoseq's LSTM scan against Keras's loop: outputs and gradients, both directions
+# nanoseq's LSTM and GRU scans against Keras's loops: outputs and gradients, both directions
 import jax
-from nanoseq.recurrent import LSTM, Bidirectional
+from nanoseq.recurrent import GRU, LSTM, Bidirectional
 
 def outputs_and_gradients(layer, x):
     def loss(values):
@@ -69,6 +69,13 @@ for backwards in (False, True):
     ours.build(x.shape), theirs.build(x.shape)
     theirs.set_weights(ours.get_weights())
     found["lstm_error"] = max(found["lstm_error"], error(ours, theirs))
+found["gru_error"] = 0.0
+for backwards in (False, True):
+    ours = GRU(6, return_sequences=True, go_backwards=backwards)
+    theirs = keras.layers.GRU(6, return_sequences=True, go_backwards=backwards)
+    ours.build(x.shape), theirs.build(x.shape)
+    theirs.set_weights(ours.get_weights())
+    found["gru_error"] = max(found["gru_error"], error(ours, theirs))
 ours = Bidirectional(LSTM(3, return_sequences=True))  # both directions in one scan
 theirs = keras.layers.Bidirectional(keras.layers.LSTM(3, return_sequences=True))
 ours.build(x.shape), theirs.build(x.shape)
@@ -108,6 +115,7 @@ def test_the_three_families_run_under_jax_without_tensorflow(sample_dir, tmp_pat
     assert len(found["bases"]) == 1 and found["bases"][0] > 1000
     assert found["jit_error"] < 1e-4
     assert found["lstm_error"] < 1e-5
+    assert found["gru_error"] < 1e-5
     assert found["bidirectional_error"] < 1e-5
     assert any((tmp_path / "cache/jax").glob("jit_pure-*")), "compiled programs not cached"
     assert found["ont_error"] < 1e-5
