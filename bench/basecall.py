@@ -4,11 +4,14 @@
                              [--beside NAME|PATH]
 
 Defaults: the bundled model on ../shared/data/nanopore/lambda_r941/heldout.pod5, scored against
-lambda.fasta with `nanoseq evaluate`'s code (mappy map-ont, median identity, unmapped = 0).
+lambda.fasta with `nanoseq evaluate`'s code (mappy map-ont, median identity, unmapped = 0), on
+the backend `nanoseq basecall` chooses (`backend`: KERAS_BACKEND if set, else JAX where it is
+installed and can use the machine).
 Speed is end to end (read pod5 -> normalise -> windows -> model -> decode -> write FASTQ) after a
 warm-up pass that compiles every batch shape the timed passes use, greedy and beam (a CRF
 model's greedy call is its best path, its beam search runs in the compiled model); the baseline
-measured in the same run is the model alone on the same windows, so `model_share` is the share
+measured in the same run is the model alone on the same windows (`streams` calls at once, as
+basecall makes them on this machine), so `model_share` is the share
 of end-to-end time the model itself takes. Greedy runs again with --workers reader/decoder
 threads: `model_busy_share` is the share of the run's wall time the model was computing, with 1
 worker and with --workers. Greedy also runs over the input streamed four times
@@ -102,9 +105,12 @@ def main() -> None:
     parser.add_argument("--memory-run", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    from nanoseq.runtime import prefer_jax
+
+    backend = prefer_jax()  # as `nanoseq basecall` chooses
 
     from nanoseq.basecaller.model import Basecaller
-    from nanoseq.basecaller.pipeline import Runner, Windows, basecall, batch_size_of, prepare
+    from nanoseq.basecaller.pipeline import Runner, Windows, basecall, batching, prepare
     from nanoseq.models import DEFAULT_BASECALLER
     from nanoseq.runtime import set_threads
     from nanoseq.signal.readers import read_signal
@@ -112,15 +118,15 @@ def main() -> None:
     set_threads(args.threads)
     name = args.model or DEFAULT_BASECALLER
     model = Basecaller.from_preset(name)
-    args.batch_size = args.batch_size or batch_size_of(model)
+    size, streams = batching(model, args.batch_size)  # as basecall's: None = the model's
     if args.memory_run:
         return memory_run(args, model)
     reads = list(read_signal([args.reads]))
     samples = sum(r.num_samples for r in reads)
     warm_up(args, model, reads)
 
-    result = {"benchmark": "basecall", "model": name, "head": model.head.kind}
-    result.update(reads=len(reads), samples=samples, batch_size=args.batch_size)
+    result = {"benchmark": "basecall", "model": name, "head": model.head.kind, "backend": backend}
+    result.update(reads=len(reads), samples=samples, batch_size=size, streams=streams)
     work = Path(tempfile.mkdtemp())
     runs = [("greedy", 1, 1), ("beam", args.beam_width, 1), ("greedy_workers", 1, args.workers)]
     for label, width, workers in runs:
@@ -133,10 +139,10 @@ def main() -> None:
     # baseline in the same run: the model alone on the same windows
     cut = Windows.of(model)
     windows = [window for read in reads for window in prepare(read, model, cut).windows]
-    runner = Runner(model, args.batch_size, cut.size)
+    runner = Runner(model, size, cut.size, streams=streams)
     start = time.perf_counter()
-    for i in range(0, len(windows), args.batch_size):
-        runner(windows[i : i + args.batch_size])
+    for _ in runner.map(windows[i : i + size] for i in range(0, len(windows), size)):
+        pass
     model_seconds = time.perf_counter() - start
     result["model_only_samples_per_s"] = round(samples / model_seconds)
     result["model_share"] = round(model_seconds / result["greedy"]["seconds"], 3)
@@ -147,7 +153,8 @@ def main() -> None:
     result["greedy_4x_samples_per_s"] = round(4 * samples / (time.perf_counter() - start))
     result["peak_rss_mb_all_passes"] = round(peak_rss_mb())
     run = [sys.executable, __file__, "--memory-run", "--model", name, "--reads", args.reads]
-    run += ["--threads", str(args.threads), "--batch-size", str(args.batch_size)]
+    run += ["--threads", str(args.threads)]
+    run += ["--batch-size", str(args.batch_size)] if args.batch_size else []
     run += ["--beam-width", str(args.beam_width)]
     result.update(json.loads(subprocess.run(run, capture_output=True, check=True).stdout))
     result["threads"] = args.threads

@@ -20,6 +20,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from nanoseq.runtime import on_accelerator
 from nanoseq.scan import scan
 
 
@@ -41,7 +42,7 @@ class _FastOnCPU:
         """Whether the hand-written training path runs: training on TensorFlow without a GPU."""
         if not training or keras.backend.backend() != "tensorflow" or not self._plain(mask):
             return False
-        return not _tensorflow_gpu()
+        return not on_accelerator()
 
     def _time_major(self, sequences):
         """The inputs time-major, in the order the layer reads them."""
@@ -78,7 +79,7 @@ class LSTM(_FastOnCPU, keras.layers.LSTM):
         under TensorFlow without a GPU (where Keras would use cuDNN)."""
         if not self._plain(mask) or keras.backend.backend() not in ("jax", "tensorflow"):
             return False
-        return keras.backend.backend() == "jax" or not (training or _tensorflow_gpu())
+        return keras.backend.backend() == "jax" or not (training or on_accelerator())
 
     def _scanned(self, sequences, initial_state):
         """This layer as :func:`_lstm_scan` over one direction."""
@@ -167,13 +168,6 @@ class GRU(_FastOnCPU, keras.layers.GRU):
         run = _gru_scan if scans else _gru_sequence
         outputs, h = run(x, ops.cast(h0, sequences.dtype), *weights)
         return h, self._returned(outputs, h), [h]
-
-
-def _tensorflow_gpu() -> bool:
-    """Whether TensorFlow sees a GPU (where Keras's layers run cuDNN)."""
-    import tensorflow as tf
-
-    return bool(tf.config.list_logical_devices("GPU"))
 
 
 def _lstm_sequence(x, h0, c0, kernel, recurrent, bias):

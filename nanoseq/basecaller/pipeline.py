@@ -33,7 +33,7 @@ from nanoseq.basecaller.model import Basecaller
 from nanoseq.errors import InputError
 from nanoseq.io import Call
 from nanoseq.models import DEFAULT_BEAM_WIDTH
-from nanoseq.runtime import compiled_for
+from nanoseq.runtime import compiled_for, cpu_threads, on_accelerator
 from nanoseq.signal.chunks import chunk, stitch
 from nanoseq.signal.normalize import trim_start
 from nanoseq.signal.readers import Read
@@ -131,7 +131,8 @@ def basecall_with(
 ) -> Iterator[tuple[Read, Call]]:
     """:func:`basecall`'s stages, for reads that one model calls."""
     windows = Windows.of(model, chunk_size, overlap)
-    runner = Runner(model, batch_size or batch_size_of(model), windows.size, timing, beam_width)
+    size, streams = batching(model, batch_size)
+    runner = Runner(model, size, windows.size, timing, beam_width, streams)
     checked = rate_checked(reads, model.settings.sample_rate)
     prepared = threaded(partial(prepare, model=model, windows=windows, trim=trim), checked, workers)
     stitched = through_model(prepared, runner, windows)
@@ -139,9 +140,25 @@ def basecall_with(
 
 
 def batch_size_of(model: Basecaller) -> int:
-    """The windows a batch ``model`` is called with unless told: its metadata's
-    ``batch_size`` (an imported model's own), else :data:`BATCH_SIZE`."""
+    """The windows ``model`` holds in flight unless told: its metadata's ``batch_size`` (an
+    imported model's own), else :data:`BATCH_SIZE`."""
     return model.metadata.get("batch_size", BATCH_SIZE)
+
+
+def batching(model: Basecaller, batch_size: int | None = None) -> tuple[int, int]:
+    """Windows a model call and calls at once (:class:`Runner`'s ``streams``). On an
+    accelerator, one call of ``batch_size`` (else :func:`batch_size_of`). On CPUs, one call a
+    CPU thread the model may use: a recurrent layer's steps are small products that keep about
+    one core busy (on 2 cores the default R9.4.1 model ran at 1.1 cores, 375-425 k samples/s;
+    two calls at once 600-750 k), so :func:`batch_size_of`'s windows are shared among them, none
+    under :data:`MIN_CALL_BATCH` (memory stays that of one call of them all); ``batch_size``,
+    when given, is each call's."""
+    default = batch_size_of(model)
+    streams = 1 if on_accelerator() else max(1, min(cpu_threads(), default // MIN_CALL_BATCH))
+    return batch_size or default // streams, streams
+
+
+MIN_CALL_BATCH = 32
 
 
 def rate_checked(reads: Iterable[Read], expected: float) -> Iterator[Read]:
@@ -173,17 +190,28 @@ def prepare(read: Read, model: Basecaller, windows: Windows, trim: bool = True) 
 
 class Runner:
     """Runs the model and its head's in-graph decoding (:meth:`Basecaller.frames`, compiled
-    with XLA once per model and beam width) on batches of ``batch_size`` windows. A shorter batch
-    (a run's last) is padded only up to the smallest of ``batch_size``, its half, quarter or
-    eighth that holds it, so that a short run does not pay for a whole batch and at most four
-    shapes compile."""
+    with XLA once per model and beam width) on batches of ``batch_size`` windows, ``streams`` of
+    them at once (:meth:`map`). A shorter batch (a run's last) is padded only up to the smallest
+    of ``batch_size``, its half, quarter or eighth that holds it, so that a short run does not
+    pay for a whole batch and at most four shapes compile. ``timing["model_seconds"]`` adds up
+    the time at least one batch was being computed."""
 
-    def __init__(self, model: Basecaller, batch_size: int, size: int, timing=None, width: int = 1):
-        self.batch_size, self.size = batch_size, size
+    def __init__(
+        self,
+        model: Basecaller,
+        batch_size: int,
+        size: int,
+        timing=None,
+        width: int = 1,
+        streams: int = 1,
+    ):
+        self.batch_size, self.size, self.streams = batch_size, size, streams
         self.width = model.head.compiled_width(width)
         self.forward = compiled_for(model, _frames, xla=True)
         self.timing = timing if timing is not None else {}
         self.timing.setdefault("model_seconds", 0.0)
+        self._busy = threading.Lock()
+        self._running, self._since = 0, 0.0
 
     def padded_size(self, n: int) -> int:
         """Rows of the batch that holds ``n`` windows."""
@@ -200,10 +228,35 @@ class Runner:
         n = len(windows)
         batch = np.zeros((self.padded_size(n), self.size, 1), dtype=np.float32)
         batch[:n, :, 0] = windows
-        start = time.perf_counter()
-        frames = tuple(keras.ops.convert_to_numpy(f)[:n] for f in self.forward(batch, self.width))
-        self.timing["model_seconds"] += time.perf_counter() - start
-        return frames
+        with self._busy:
+            self._running += 1
+            self._since = self._since if self._running > 1 else time.perf_counter()
+        try:
+            return tuple(keras.ops.convert_to_numpy(f)[:n] for f in self.forward(batch, self.width))
+        finally:
+            with self._busy:
+                self._running -= 1
+                if not self._running:
+                    self.timing["model_seconds"] += time.perf_counter() - self._since
+
+    def map(self, batches: Iterable[list]) -> Iterator[tuple]:
+        """Each batch's frames, in order; ``streams`` batches computed at once in threads of
+        their own, one more waiting. When the caller stops early, the batches running end
+        before this returns (and those waiting are dropped)."""
+        if self.streams <= 1:
+            yield from map(self, batches)
+            return
+        pool = ThreadPoolExecutor(self.streams, thread_name_prefix="model")
+        running: deque[Future] = deque()
+        try:
+            for batch in batches:
+                running.append(pool.submit(self, batch))
+                if len(running) > self.streams:
+                    yield running.popleft().result()
+            while running:
+                yield running.popleft().result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _frames(model: Basecaller, windows, width: int):
@@ -217,13 +270,21 @@ def through_model(
     out with its frames stitched (:func:`stitch`, one array of the head's tuple at a time) once
     its last window has been through the model, in input order."""
     pending: deque[tuple[Prepared, list]] = deque()  # reads in flight, their windows' frames
-    batch: list[tuple[list, np.ndarray]] = []  # (the read's frames, a window)
+    sent: deque[list] = deque()  # each batch sent to the model: its windows' reads' frames
 
-    def run():
-        frames = runner([window for _, window in batch])
-        for row, (done, _) in enumerate(batch):
-            done.append(tuple(f[row] for f in frames))
-        batch.clear()
+    def batches():
+        batch: list[tuple[list, np.ndarray]] = []  # (the read's frames, a window)
+        for item in prepared:
+            pending.append((item, []))
+            for window in item.windows:
+                batch.append((pending[-1][1], window))
+                if len(batch) == runner.batch_size:
+                    sent.append([done for done, _ in batch])
+                    yield [window for _, window in batch]
+                    batch = []
+        if batch:
+            sent.append([done for done, _ in batch])
+            yield [window for _, window in batch]
 
     def finished():
         while pending and len(pending[0][1]) == len(pending[0][0].starts):
@@ -243,15 +304,10 @@ def through_model(
                 ),
             )
 
-    for item in prepared:
-        pending.append((item, []))
-        for window in item.windows:
-            batch.append((pending[-1][1], window))
-            if len(batch) == runner.batch_size:
-                run()
-                yield from finished()
-    if batch:
-        run()
+    for frames in runner.map(batches()):
+        for row, done in enumerate(sent.popleft()):
+            done.append(tuple(f[row] for f in frames))
+        yield from finished()
     yield from finished()
 
 

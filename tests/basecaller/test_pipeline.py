@@ -1,6 +1,8 @@
 """The streaming pipeline: windows stitched back give the whole-read model output, order is kept,
 memory holds only reads in flight, the model's settings prepare the reads."""
 
+import threading
+import time
 from functools import partial
 
 import numpy as np
@@ -104,6 +106,46 @@ def test_workers_change_nothing_but_speed(conv_model, reads):
     assert timing["model_seconds"] > 0
 
 
+def test_batches_computed_at_once_give_the_same_frames_in_order(conv_model, reads):
+    """Two or three model calls at once (as on a CPU of 2 or 3 cores) stitch to the frames of
+    one call at a time, read by read; the model's busy time counts time, not calls."""
+    windows = Windows.of(conv_model, 1200, 240)
+
+    def frames(streams, timing=None):
+        prepared = (prepare(read, conv_model, windows, trim=False) for read in reads * 3)
+        runner = Runner(conv_model, 3, 1200, timing, streams=streams)
+        return [(item.read.read_id, f) for item, (f,) in through_model(prepared, runner, windows)]
+
+    one = frames(1)
+    for streams in (2, 3):
+        timing, start = {}, time.perf_counter()
+        many = frames(streams, timing)
+        assert [read_id for read_id, _ in many] == [read_id for read_id, _ in one]
+        for (_, a), (_, b) in zip(many, one, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        assert 0 < timing["model_seconds"] <= time.perf_counter() - start
+    prepared = (prepare(read, conv_model, windows, trim=False) for read in reads * 20)
+    calls = through_model(prepared, Runner(conv_model, 3, 1200, streams=2), windows)
+    next(calls)
+    calls.close()  # as an error or SIGTERM in the caller does: no model call runs on
+    assert not [t for t in threading.enumerate() if t.name.startswith("model")]
+
+
+def test_a_cpu_shares_the_models_batch_among_calls_at_once(conv_model, monkeypatch):
+    """On CPUs: one call a thread, the default batch shared (none under 32 windows); a batch
+    size given is each call's."""
+    import nanoseq.basecaller.pipeline as pipeline
+
+    model = Basecaller(conv_model.backbone, metadata={"batch_size": 160})
+    monkeypatch.setattr(pipeline, "on_accelerator", lambda: False)
+    for threads, expected in ((1, (160, 1)), (2, (80, 2)), (4, (40, 4)), (16, (32, 5))):
+        monkeypatch.setattr(pipeline, "cpu_threads", lambda threads=threads: threads)
+        assert pipeline.batching(model) == expected
+    assert pipeline.batching(model, 64) == (64, 5)
+    monkeypatch.setattr(pipeline, "on_accelerator", lambda: True)
+    assert pipeline.batching(model) == (160, 1)
+
+
 def test_a_reading_error_in_a_worker_reaches_the_caller(conv_model, reads):
     def stream():
         yield reads[0]
@@ -115,8 +157,6 @@ def test_a_reading_error_in_a_worker_reaches_the_caller(conv_model, reads):
 
 def test_threaded_stages_keep_order_and_stop_with_their_consumer():
     def slow_square(x):
-        import time
-
         time.sleep(0.001 * (x % 3))
         return x * x
 
@@ -137,9 +177,6 @@ def test_threaded_stages_keep_order_and_stop_with_their_consumer():
 def test_a_stopped_stage_leaves_no_thread_running_upstream():
     """Stopping the last stage (as an error or SIGTERM in the caller does) ends the threads of
     every stage before it returns, and closes the source: none runs on while Python exits."""
-    import threading
-    import time
-
     before = set(threading.enumerate())
     closed = []
 
