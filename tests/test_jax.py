@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("jax")
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]

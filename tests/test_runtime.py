@@ -47,11 +47,14 @@ def test_the_command_line_goes_without_optional_imports(sample_dir):
         "skip_optional_imports()\n"
         "import_keras()\n"
         f"read = next(iter(read_signal([{str(sample_dir / 'reads/lambda.pod5')!r}])))\n"
-        "print(sorted(set(OPTIONAL_IMPORTS) & set(sys.modules)), read.num_samples > 0)\n"
+        "print(sorted({*OPTIONAL_IMPORTS, 'jax'} & set(sys.modules)), read.num_samples > 0)\n"
         "import matplotlib.pyplot, pandas\n"
         "print('matplotlib' in sys.modules, 'pandas' in sys.modules)\n"
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}  # which imports JAX only to offer it
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
     assert run.stdout.split() == ["[]", "True", "True", "True"]
 
 
@@ -77,3 +80,37 @@ def test_a_loaded_model_skips_its_initializers_and_keeps_its_weights(tmp_path):
     after = keras.layers.Dense(4, bias_initializer="ones")
     after.build((None, 3))
     assert np.any(after.kernel.numpy()) and np.all(after.bias.numpy() == 1)
+
+
+PREFERRED = (
+    "import sys\n"
+    "from nanoseq.runtime import prefer_jax\n"
+    "chosen = prefer_jax()\n"
+    "print(chosen, 'keras' in sys.modules)\n"
+    "import keras\n"
+    "print(keras.backend.backend())\n"
+)
+
+
+def test_basecalling_prefers_jax_unless_a_backend_was_asked_for(tmp_path):
+    """Nothing asked (no KERAS_BACKEND, no Keras config naming another backend): JAX, where it
+    is installed; KERAS_BACKEND, or a config file naming a backend other than the default,
+    wins. Deciding imports nothing."""
+    inherited = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    home = tmp_path / "keras_home"
+    home.mkdir()
+
+    def chosen(**env) -> list[str]:
+        env = {**inherited, "KERAS_HOME": str(home), "CUDA_VISIBLE_DEVICES": "", **env}
+        run = subprocess.run(
+            [sys.executable, "-c", PREFERRED], capture_output=True, text=True, env=env
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        return run.stdout.split()
+
+    assert chosen() == ["jax", "False", "jax"]
+    assert chosen(KERAS_BACKEND="tensorflow") == ["tensorflow", "False", "tensorflow"]
+    (home / "keras.json").write_text('{"backend": "tensorflow"}')  # as Keras writes it first
+    assert chosen() == ["jax", "False", "jax"]
+    (home / "keras.json").write_text('{"backend": "numpy"}')
+    assert chosen() == ["numpy", "False", "numpy"]

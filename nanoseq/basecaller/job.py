@@ -20,7 +20,7 @@ from nanoseq.io import CallsWriter, write_metrics
 from nanoseq.metrics import Aligner, summarise
 from nanoseq.models import DEFAULT_BEAM_WIDTH
 from nanoseq.progress import Progress
-from nanoseq.runtime import set_threads
+from nanoseq.runtime import asked_backend, set_threads
 from nanoseq.signal.readers import Read, count_reads, find_signal_files, read_signal, runs
 
 log = logging.getLogger(__name__)
@@ -145,6 +145,7 @@ def basecall_files(
         log.warning("no reads %s in %s", which, ", ".join(map(str, reads)))
     metrics = {
         "model": model,
+        "backend": asked_backend(),
         "chemistries": chemistries,
         "beam_width": beam_width,
         **counts,

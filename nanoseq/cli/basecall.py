@@ -63,7 +63,11 @@ from nanoseq.models import DEFAULT_BEAM_WIDTH
     type=click.IntRange(1),
     help="Beam search width; 1 = greedy (a CRF model, as the bundled one: its best path).",
 )
-@click.option("--threads", type=POSITIVE, help="CPU threads for the model (default: all).")
+@click.option(
+    "--threads",
+    type=POSITIVE,
+    help="CPU threads for the model (default: all; under JAX, the CPUs the whole run keeps to).",
+)
 @click.option(
     "--workers",
     default=1,
@@ -116,9 +120,10 @@ def basecall(
     no_trim,
 ):
     """Basecall nanopore reads (files or folders of pod5, fast5, slow5, blow5)."""
-    from nanoseq.runtime import use_device
+    from nanoseq.runtime import prefer_jax, use_device
 
     use_device(device)  # before TensorFlow or JAX starts
+    prefer_jax()
     from nanoseq.basecaller.job import basecall_files
 
     basecall_files(
