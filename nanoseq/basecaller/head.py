@@ -123,9 +123,10 @@ class Head(keras.losses.Loss):
     ) -> Head:
         """This head with the quality table under which the bases it calls of ``scores`` (with
         basecalling's default beam: a CTC beam's qualities are not its best path's) are as
-        often wrong as their qualities say: per posterior quality, the measured error of the
-        calls aligned to ``truths`` (edlib), made monotone (pooled where it falls, weighted by
-        the bases each quality holds); qualities seen too rarely take their neighbours'. Then
+        often wrong as their qualities say: per posterior quality, the errors of the calls
+        aligned to ``truths`` (edlib), made monotone as isotonic regression does (neighbouring
+        qualities whose error rate does not fall pooled, their bases and errors summed:
+        :func:`pooled_qualities`); qualities seen too rarely take their neighbours'. Then
         the read error scale under which the calls' mean qscores (by the table) meet
         -10 log10(1 - identity) in the median (the median minimises the absolute gaps)."""
         raw = self.copy(qscore_table=None)  # decoding reports the posterior's qualities
@@ -138,8 +139,7 @@ class Head(keras.losses.Loss):
         seen = np.flatnonzero(bases >= MIN_BASES)
         if not len(seen):
             return self
-        measured = -10 * np.log10((errors[seen] + 0.5) / (bases[seen] + 1.0))
-        fitted = monotone(measured, bases[seen])
+        fitted = pooled_qualities(bases[seen], errors[seen])
         table = np.interp(np.arange(MAX_QSCORE + 1), seen, fitted)
         table = np.clip(np.rint(table), 1, MAX_QSCORE).astype(int)
         gaps = [
@@ -167,16 +167,20 @@ def best_setting(values, calls_for, truths: list[str]) -> tuple:
     return max(found, key=found.get), found
 
 
-def monotone(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The non-decreasing sequence nearest ``values`` (weighted least squares: pool adjacent
-    values that fall)."""
-    blocks: list[list[float]] = []  # [mean, weight, count]
-    for value, weight in zip(values, weights, strict=True):
-        blocks.append([float(value), float(weight), 1])
-        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
-            (m1, w1, n1), (m2, w2, n2) = blocks[-2], blocks.pop()
-            blocks[-1] = [(m1 * w1 + m2 * w2) / (w1 + w2), w1 + w2, n1 + n2]
-    return np.concatenate([np.full(n, m) for m, _, n in blocks])
+def pooled_qualities(bases: np.ndarray, errors: np.ndarray) -> np.ndarray:
+    """The Q that ``errors`` of ``bases`` measure in each of a row of quality bins, made
+    non-decreasing as isotonic regression of the errors does: neighbouring bins whose error
+    rate does not fall are pooled (their bases and errors summed), each pool measuring
+    -10 log10((errors + 0.5) / (bases + 1)). Pooling counts, not each bin's Q, keeps sparse
+    bins without errors (whose smoothed Q is low) from dragging well-measured ones down."""
+    pools: list[list[float]] = []  # [errors, bases, bins]
+    for n, e in zip(bases, errors, strict=True):
+        pools.append([float(e), float(n), 1])
+        while len(pools) > 1 and pools[-2][0] * pools[-1][1] <= pools[-1][0] * pools[-2][1]:
+            e2, n2, k2 = pools.pop()
+            pools[-1] = [pools[-1][0] + e2, pools[-1][1] + n2, pools[-1][2] + k2]
+    measured = [np.full(int(k), -10 * np.log10((e + 0.5) / (n + 1))) for e, n, k in pools]
+    return np.maximum.accumulate(np.concatenate(measured))  # the smoothing can dip a pool
 
 
 def _frames(head: Head, scores, beam_width: int = 1, *options):

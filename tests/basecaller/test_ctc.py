@@ -120,6 +120,21 @@ def test_qualities_are_fitted_to_the_errors_they_predict():
     assert set(qualities.tolist()) == {table[10]}
 
 
+def test_quality_bins_are_pooled_by_their_counts_where_the_error_rate_rises():
+    """Bins are pooled (bases and errors summed) where the error rate does not fall, so a sparse
+    bin without errors neither drags a well-measured one down nor is reported below it."""
+    from nanoseq.basecaller.head import pooled_qualities
+
+    def q(errors, bases):
+        return -10 * np.log10((errors + 0.5) / (bases + 1))
+
+    fitted = pooled_qualities(np.array([1000, 1000, 150, 120]), np.array([100, 10, 0, 1]))
+    np.testing.assert_allclose(fitted, [q(100, 1000), q(10, 1000), q(1, 270), q(1, 270)])
+    # 2 errors in 2,000 bases (Q29), then 120 bases without an error (Q23.8 on their own)
+    sparse = pooled_qualities(np.array([2000, 120]), np.array([2, 0]))
+    np.testing.assert_allclose(sparse, [q(2, 2000), q(2, 2000)])
+
+
 def test_a_read_counts_the_bases_it_misses_in_its_mean_qscore():
     """Calls that lack one base in a hundred besides a wrong one (about Q17 in identity, where
     their qualities say Q20): the fitted read error scale doubles their errors, and a read's
