@@ -114,3 +114,19 @@ def test_basecalling_prefers_jax_unless_a_backend_was_asked_for(tmp_path):
     assert chosen() == ["jax", "False", "jax"]
     (home / "keras.json").write_text('{"backend": "numpy"}')
     assert chosen() == ["numpy", "False", "numpy"]
+
+
+def test_threads_keep_a_jax_process_to_as_many_cpus():
+    """JAX has no thread setting of its own: ``set_threads(1)`` keeps the process to one CPU
+    (before its first computation, as a basecall sets it)."""
+    code = (
+        "import os\n"
+        "from nanoseq.runtime import cpu_threads, set_threads\n"
+        "set_threads(1)\n"
+        "print(len(os.sched_getaffinity(0)), cpu_threads())\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert run.stdout.split() == ["1", "1"]
