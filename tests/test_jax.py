@@ -61,20 +61,14 @@ def error(ours, theirs):
 
 x = np.random.default_rng(1).normal(size=(3, 7, 5)).astype("float32")
 keras.utils.set_random_seed(0)
-found["lstm_error"] = 0.0
-for backwards in (False, True):
-    ours = LSTM(6, return_sequences=True, go_backwards=backwards)
-    theirs = keras.layers.LSTM(6, return_sequences=True, go_backwards=backwards)
-    ours.build(x.shape), theirs.build(x.shape)
-    theirs.set_weights(ours.get_weights())
-    found["lstm_error"] = max(found["lstm_error"], error(ours, theirs))
-found["gru_error"] = 0.0
-for backwards in (False, True):
-    ours = GRU(6, return_sequences=True, go_backwards=backwards)
-    theirs = keras.layers.GRU(6, return_sequences=True, go_backwards=backwards)
-    ours.build(x.shape), theirs.build(x.shape)
-    theirs.set_weights(ours.get_weights())
-    found["gru_error"] = max(found["gru_error"], error(ours, theirs))
+for name, Ours, Theirs in (("lstm", LSTM, keras.layers.LSTM), ("gru", GRU, keras.layers.GRU)):
+    found[f"{name}_error"] = 0.0
+    for backwards in (False, True):
+        ours = Ours(6, return_sequences=True, go_backwards=backwards)
+        theirs = Theirs(6, return_sequences=True, go_backwards=backwards)
+        ours.build(x.shape), theirs.build(x.shape)
+        theirs.set_weights(ours.get_weights())
+        found[f"{name}_error"] = max(found[f"{name}_error"], error(ours, theirs))
 ours = Bidirectional(LSTM(3, return_sequences=True))  # both directions in one scan
 theirs = keras.layers.Bidirectional(keras.layers.LSTM(3, return_sequences=True))
 ours.build(x.shape), theirs.build(x.shape)

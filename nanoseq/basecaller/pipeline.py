@@ -41,7 +41,8 @@ from nanoseq.signal.resample import moves_on_read, resample
 
 log = logging.getLogger(__name__)
 
-# Windows per model call. On 2 CPU cores the recurrent steps run faster the more rows they carry
+# Windows in flight: a model call's on an accelerator, shared among the calls made at once on CPUs
+# (:func:`batching`). On 2 CPU cores the recurrent steps run faster the more rows they carry
 # (the CTC model v4 alone: 131 k samples/s at 64 windows, 165 k at 256, 190 k at 384, 215 k at
 # 512), and memory grows by about 2.4 MB a window of 3,600 samples (peak RSS of a whole run
 # 1.1 GB at 64, 1.8 GB at 384, 2.1 GB at 512). A CRF head's scores and scans take more: the
@@ -109,9 +110,9 @@ def basecall(
     """Yield ``(read, call)`` for each read, in input order, by ``model`` (``auto``: the bundled
     model for each read's chemistry; a :class:`Basecaller`, or a bundled name or path, made for
     the reads' chemistry unless ``any_chemistry``; see :mod:`~nanoseq.basecaller.choice`) with a
-    beam search of ``beam_width`` (1: greedy / best path). ``batch_size`` defaults to
-    the model's (its metadata's ``batch_size``) or :data:`BATCH_SIZE`, ``chunk_size`` and
-    ``overlap`` to the model's."""
+    beam search of ``beam_width`` (1: greedy / best path). ``batch_size`` (windows a model
+    call) and the calls made at once follow :func:`batching`, ``chunk_size`` and ``overlap``
+    default to the model's."""
     choice = ModelChoice(model, any_chemistry)
     options = (beam_width, batch_size, chunk_size, overlap, trim, workers, timing)
     for chosen, run in itertools.groupby(reads, key=choice.choose):
@@ -139,21 +140,16 @@ def basecall_with(
     yield from threaded(partial(decode, model=model, beam_width=beam_width), stitched, workers)
 
 
-def batch_size_of(model: Basecaller) -> int:
-    """The windows ``model`` holds in flight unless told: its metadata's ``batch_size`` (an
-    imported model's own), else :data:`BATCH_SIZE`."""
-    return model.metadata.get("batch_size", BATCH_SIZE)
-
-
 def batching(model: Basecaller, batch_size: int | None = None) -> tuple[int, int]:
     """Windows a model call and calls at once (:class:`Runner`'s ``streams``). On an
-    accelerator, one call of ``batch_size`` (else :func:`batch_size_of`). On CPUs, one call a
+    accelerator, one call of ``batch_size``, else of the model's own (its metadata's
+    ``batch_size``, an imported model's) or :data:`BATCH_SIZE`. On CPUs, one call a
     CPU thread the model may use: a recurrent layer's steps are small products that keep about
     one core busy (on 2 cores the default R9.4.1 model ran at 1.1 cores, 375-425 k samples/s;
-    two calls at once 600-750 k), so :func:`batch_size_of`'s windows are shared among them, none
+    two calls at once 600-750 k), so the model's windows are shared among them, none
     under :data:`MIN_CALL_BATCH` (memory stays that of one call of them all); ``batch_size``,
     when given, is each call's."""
-    default = batch_size_of(model)
+    default = model.metadata.get("batch_size", BATCH_SIZE)
     streams = 1 if on_accelerator() else max(1, min(cpu_threads(), default // MIN_CALL_BATCH))
     return batch_size or default // streams, streams
 
