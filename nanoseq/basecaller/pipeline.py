@@ -268,19 +268,21 @@ def through_model(
     pending: deque[tuple[Prepared, list]] = deque()  # reads in flight, their windows' frames
     sent: deque[list] = deque()  # each batch sent to the model: its windows' reads' frames
 
+    def send(batch: list[tuple[list, np.ndarray]]) -> list:  # (the read's frames, a window)
+        sent.append([done for done, _ in batch])
+        return [window for _, window in batch]
+
     def batches():
-        batch: list[tuple[list, np.ndarray]] = []  # (the read's frames, a window)
+        batch: list[tuple[list, np.ndarray]] = []
         for item in prepared:
             pending.append((item, []))
             for window in item.windows:
                 batch.append((pending[-1][1], window))
                 if len(batch) == runner.batch_size:
-                    sent.append([done for done, _ in batch])
-                    yield [window for _, window in batch]
+                    yield send(batch)
                     batch = []
         if batch:
-            sent.append([done for done, _ in batch])
-            yield [window for _, window in batch]
+            yield send(batch)
 
     def finished():
         while pending and len(pending[0][1]) == len(pending[0][0].starts):
