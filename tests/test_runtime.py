@@ -130,3 +130,26 @@ def test_threads_keep_a_jax_process_to_as_many_cpus():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert run.stdout.split() == ["1", "1"]
+
+
+def test_jax_is_preferred_on_a_gpu_only_with_its_cuda_plugin(monkeypatch):
+    """A visible NVIDIA GPU without JAX's CUDA plugin leaves basecalling to TensorFlow (which
+    the gpu extra makes use it); with the plugin, or without a GPU, JAX will do."""
+    import importlib.util
+
+    import nanoseq.runtime as runtime
+
+    for hidden in ("", "-1"):  # CUDA_VISIBLE_DEVICES hides every GPU (as --device cpu does)
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", hidden)
+        assert not runtime._nvidia_gpu_visible()
+    found = importlib.util.find_spec
+
+    def find_spec(name, plugin=False):
+        if name in runtime.JAX_CUDA_PLUGINS:
+            return object() if plugin else None
+        return found(name)
+
+    for gpu, plugin, usable in ((False, False, True), (True, False, False), (True, True, True)):
+        monkeypatch.setattr(runtime, "_nvidia_gpu_visible", lambda gpu=gpu: gpu)
+        monkeypatch.setattr(importlib.util, "find_spec", lambda n, p=plugin: find_spec(n, p))
+        assert runtime._jax_usable() is usable
