@@ -9,10 +9,11 @@ the backend `nanoseq basecall` chooses (`backend`: KERAS_BACKEND if set, else JA
 installed and can use the machine).
 Speed is end to end (read pod5 -> normalise -> windows -> model -> decode -> write FASTQ) after a
 warm-up pass that compiles every batch shape the timed passes use, greedy and beam (a CRF
-model's greedy call is its best path, its beam search runs in the compiled model); the baseline
-measured in the same run is the model alone on the same windows (`streams` calls at once, as
-basecall makes them on this machine), so `model_share` is the share
-of end-to-end time the model itself takes. Greedy runs again with --workers reader/decoder
+model's greedy call is its best path, its beam search runs in the compiled model), with
+`batch_size` windows a call and `streams` calls at once as basecall makes them on this machine;
+the baseline measured in the same run is the model alone on the same windows, the same way, so
+`model_share` is the share of end-to-end time the model itself takes. Greedy runs again with
+--workers reader/decoder
 threads: `model_busy_share` is the share of the run's wall time the model was computing, with 1
 worker and with --workers. Greedy also runs over the input streamed four times
 (`greedy_4x_samples_per_s`): 21 reads fill only a couple of batches, the last one partly
