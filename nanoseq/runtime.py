@@ -203,14 +203,9 @@ def use_device(device: str) -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = index
 
 
-_threads: int | None = None  # as set_threads was told
-
-
 def set_threads(threads: int | None) -> None:
     """Pin TensorFlow's CPU thread pools; under JAX (whose CPU threads follow the CPUs the
     process may use when it first computes), keep the process to ``threads`` of its CPUs."""
-    global _threads
-    _threads = threads
     keras = import_keras()
     if threads and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
@@ -222,10 +217,13 @@ def set_threads(threads: int | None) -> None:
 
 
 def cpu_threads() -> int:
-    """The CPU threads the model may use: as :func:`set_threads` was told, else the CPUs the
-    process may run on."""
-    if _threads:
-        return _threads
+    """The CPU threads the model may use: TensorFlow's thread pool where :func:`set_threads`
+    sized it, else the CPUs the process may run on (which it narrows under JAX)."""
+    if import_keras().backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if tf.config.threading.get_intra_op_parallelism_threads():
+            return tf.config.threading.get_intra_op_parallelism_threads()
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
@@ -250,8 +248,10 @@ def prefer_jax() -> str:
     """Let Keras run on JAX where no backend was asked for (``KERAS_BACKEND`` unset, Keras's
     config file naming none or its default, TensorFlow) and JAX can use the machine (installed;
     no NVIDIA GPU visible, or JAX's CUDA plugin there). For basecalling: its start-up is mostly
-    the backend's import, TensorFlow's about 3 s on 2 CPU cores against JAX's 1.5 s, and the
-    basecaller runs at about the same speed on either. Takes effect only before Keras is
+    the backend's import (Keras on TensorFlow 2.7-3.2 s on 2 CPU cores, on JAX 1.5-1.6 s, in
+    turn in one session), and the basecaller runs about as fast on either once started (the
+    held-out reads at beam 5: 494-497 k samples/s under JAX, 467-474 k under TensorFlow, one
+    after the other). Takes effect only before Keras is
     imported; returns the backend Keras will use (or uses)."""
     backend = asked_backend()
     if "keras" in sys.modules or os.environ.get("KERAS_BACKEND") or backend != "tensorflow":

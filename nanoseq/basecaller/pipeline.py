@@ -145,10 +145,11 @@ def batching(model: Basecaller, batch_size: int | None = None) -> tuple[int, int
     accelerator, one call of ``batch_size``, else of the model's own (its metadata's
     ``batch_size``, an imported model's) or :data:`BATCH_SIZE`. On CPUs, one call a
     CPU thread the model may use: a recurrent layer's steps are small products that keep about
-    one core busy (on 2 cores the default R9.4.1 model ran at 1.1 cores, 375-425 k samples/s;
-    two calls at once 600-750 k), so the model's windows are shared among them, none
-    under :data:`MIN_CALL_BATCH` (memory stays that of one call of them all); ``batch_size``,
-    when given, is each call's."""
+    one core busy (the default R9.4.1 model alone on the held-out windows, 2 cores, 80 windows a
+    call: 351-357 k samples/s at 1.2 cores one call at a time, 604-623 k two at once, under
+    JAX; 404-406 k and 683-746 k under TensorFlow), so the model's windows are shared among
+    them, none under :data:`MIN_CALL_BATCH` (memory stays that of one call of them all);
+    ``batch_size``, when given, is each call's."""
     default = model.metadata.get("batch_size", BATCH_SIZE)
     streams = 1 if on_accelerator() else max(1, min(cpu_threads(), default // MIN_CALL_BATCH))
     return batch_size or default // streams, streams
@@ -226,7 +227,8 @@ class Runner:
         batch[:n, :, 0] = windows
         with self._busy:
             self._running += 1
-            self._since = self._since if self._running > 1 else time.perf_counter()
+            if self._running == 1:  # the model was idle until now
+                self._since = time.perf_counter()
         try:
             return tuple(keras.ops.convert_to_numpy(f)[:n] for f in self.forward(batch, self.width))
         finally:
