@@ -106,14 +106,13 @@ def main() -> None:
     parser.add_argument("--memory-run", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    from nanoseq.runtime import prefer_jax
+    from nanoseq.runtime import prefer_jax, set_threads
 
-    backend = prefer_jax()  # as `nanoseq basecall` chooses
+    backend = prefer_jax()  # as `nanoseq basecall` chooses, before anything imports Keras
 
     from nanoseq.basecaller.model import Basecaller
     from nanoseq.basecaller.pipeline import Runner, Windows, basecall, batching, prepare
     from nanoseq.models import DEFAULT_BASECALLER
-    from nanoseq.runtime import set_threads
     from nanoseq.signal.readers import read_signal
 
     set_threads(args.threads)
