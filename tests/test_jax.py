@@ -1,6 +1,7 @@
 """The JAX path (as on a GPU machine without TensorFlow): a smoke test of the three families
 and of an imported ONT model, in a process where TensorFlow cannot be imported."""
 
+import csv
 import json
 import os
 import subprocess
@@ -80,7 +81,12 @@ moves = keras.ops.convert_to_numpy(ont.head.moves(ont(reference["x"][:, :, None]
 error = moves.reshape(reference["scores"].shape) - reference["scores"]
 found["ont_error"] = float(np.abs(error).max())
 print(json.dumps(found))
+text = "\\n".join(line.split("\\t")[1] for line in open(sys.argv[3]).read().splitlines())
+open("text.txt", "w").write(text)
+small = ["--units", "16", "--embedding-dim", "8", "--batch-size", "4", "--steps", "20"]
+small += ["--epochs", "2"]
 for command in (["lm", "generate", "-p", "ROMEO:", "-n", "40", "--seed", "1"],
+                ["lm", "train", "text.txt", "--valid", "text.txt", "-o", "lm", *small],
                 ["seq2seq", "translate", "--help"]):
     try:
         main(command)
@@ -92,10 +98,11 @@ for command in (["lm", "generate", "-p", "ROMEO:", "-n", "40", "--seed", "1"],
 def test_the_three_families_run_under_jax_without_tensorflow(sample_dir, tmp_path):
     v5 = ROOT / "tests/data/ont/dna_r10.4.1_e8.2_400bps_sup@v5.0.0"
     reads = sample_dir / "reads/lambda.pod5"
+    text = "text/multi30k_de_en.tsv"
     inherited = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
     env = {**inherited, "KERAS_BACKEND": "jax", "NANOSEQ_CACHE": str(tmp_path / "cache")}
     run = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(reads), str(v5)],
+        [sys.executable, "-c", SCRIPT, str(reads), str(v5), str(sample_dir / text)],
         capture_output=True,
         text=True,
         env=env,
@@ -113,3 +120,6 @@ def test_the_three_families_run_under_jax_without_tensorflow(sample_dir, tmp_pat
     assert any((tmp_path / "cache/jax").glob("jit_pure-*")), "compiled programs not cached"
     assert found["ont_error"] < 1e-5
     assert run.stdout.splitlines()[1].startswith("ROMEO:")
+    with open(tmp_path / "lm/training.csv") as log:  # trained, validated each epoch
+        scores = [float(row["val_nats_per_token"]) for row in csv.DictReader(log)]
+    assert len(scores) == 2 and scores[1] < scores[0]

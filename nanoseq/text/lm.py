@@ -143,7 +143,7 @@ class StreamingTrainer(keras.Model):
 
     def reset(self) -> None:
         for variable in self.carry:
-            variable.assign(ops.zeros_like(variable))
+            variable.assign(ops.zeros(variable.shape, variable.dtype))
 
     def get_config(self):
         return {
