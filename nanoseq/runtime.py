@@ -227,6 +227,14 @@ def cpu_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def side_by_side(items: int, smallest: int) -> int:
+    """How many calls to run at once over ``items`` rows: one on an accelerator; on CPUs one a
+    CPU thread the model may use, none of under ``smallest`` rows. A recurrent step is a small
+    product that keeps about one core busy, so calls side by side (threads, each its own share
+    of the rows) fill the others."""
+    return 1 if on_accelerator() else max(1, min(cpu_threads(), items // smallest))
+
+
 def on_accelerator() -> bool:
     """Whether Keras's backend computes on a GPU (or another accelerator) rather than the CPU."""
     backend = import_keras().backend.backend()
@@ -321,8 +329,8 @@ def compiled_for(model, call, xla: bool = False):
     as :func:`compiled` does, or with XLA for fixed shapes (one compilation a shape:
     TensorFlow's ``jit_compile``, ``jax.jit`` under JAX, the backends' compiler); kept while
     the model lives: the cache holds the model weakly, and so does the compiled function."""
-    calls = _PER_MODEL.setdefault(model, {})
-    if call not in calls:
+    calls, key = _PER_MODEL.setdefault(model, {}), (call, xla)
+    if key not in calls:
         owner = weakref.ref(model)
 
         def function(*args):
@@ -333,12 +341,12 @@ def compiled_for(model, call, xla: bool = False):
             import tensorflow as tf
 
             _schedule_xla_for_memory()
-            calls[call] = tf.function(function, jit_compile=True, autograph=False)
+            calls[key] = tf.function(function, jit_compile=True, autograph=False)
         elif xla and keras.backend.backend() == "jax":
-            calls[call] = _jax_jit(owner, call)
+            calls[key] = _jax_jit(owner, call)
         else:
-            calls[call] = compiled(function)
-    return calls[call]
+            calls[key] = compiled(function)
+    return calls[key]
 
 
 def _jax_jit(owner, call):

@@ -33,7 +33,7 @@ from nanoseq.basecaller.model import Basecaller
 from nanoseq.errors import InputError
 from nanoseq.io import Call
 from nanoseq.models import DEFAULT_BEAM_WIDTH
-from nanoseq.runtime import compiled_for, cpu_threads, on_accelerator
+from nanoseq.runtime import compiled_for, side_by_side
 from nanoseq.signal.chunks import chunk, stitch
 from nanoseq.signal.normalize import trim_start
 from nanoseq.signal.readers import Read
@@ -151,7 +151,7 @@ def batching(model: Basecaller, batch_size: int | None = None) -> tuple[int, int
     them, none under :data:`MIN_CALL_BATCH` (memory stays that of one call of them all);
     ``batch_size``, when given, is each call's."""
     default = model.metadata.get("batch_size", BATCH_SIZE)
-    streams = 1 if on_accelerator() else max(1, min(cpu_threads(), default // MIN_CALL_BATCH))
+    streams = side_by_side(default, MIN_CALL_BATCH)
     return batch_size or default // streams, streams
 
 

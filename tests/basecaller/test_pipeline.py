@@ -135,14 +135,15 @@ def test_a_cpu_shares_the_models_batch_among_calls_at_once(conv_model, monkeypat
     """On CPUs: one call a thread, the default batch shared (none under 32 windows); a batch
     size given is each call's."""
     import nanoseq.basecaller.pipeline as pipeline
+    from nanoseq import runtime
 
     model = Basecaller(conv_model.backbone, metadata={"batch_size": 160})
-    monkeypatch.setattr(pipeline, "on_accelerator", lambda: False)
+    monkeypatch.setattr(runtime, "on_accelerator", lambda: False)
     for threads, expected in ((1, (160, 1)), (2, (80, 2)), (4, (40, 4)), (16, (32, 5))):
-        monkeypatch.setattr(pipeline, "cpu_threads", lambda threads=threads: threads)
+        monkeypatch.setattr(runtime, "cpu_threads", lambda threads=threads: threads)
         assert pipeline.batching(model) == expected
     assert pipeline.batching(model, 64) == (64, 5)
-    monkeypatch.setattr(pipeline, "on_accelerator", lambda: True)
+    monkeypatch.setattr(runtime, "on_accelerator", lambda: True)
     assert pipeline.batching(model) == (160, 1)
 
 
