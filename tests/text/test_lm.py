@@ -134,3 +134,7 @@ def test_parts_read_in_parallel_score_like_one_pass_once_warmed_up(sample_dir):
     cold_gap = cold / warm_tokens - one_pass / tokens
     assert warm_gap < 0.004
     assert cold_gap > max(0.003, 3 * warm_gap)  # bundled model: 0.0066 cold, 0.00001 warm
+    for streams in (2, 16):  # the rows shared among calls at once, down to one row a call
+        shared, shared_tokens = stream_nats(model, stream, rows=16, context=100, streams=streams)
+        assert shared_tokens == warm_tokens
+        assert shared == pytest.approx(warm, rel=1e-5)
