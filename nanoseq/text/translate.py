@@ -5,6 +5,7 @@ and vocabularies, greedy decoding and beam search in length-sorted batches (both
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from keras import ops
 from nanoseq.errors import InputError
 from nanoseq.io import atomic_write, write_metrics
 from nanoseq.metrics import translation_scores
-from nanoseq.runtime import compiled
+from nanoseq.runtime import compiled, side_by_side
 from nanoseq.text.data import detokenize, length_buckets, pad, preprocess
 from nanoseq.text.generate import allowed_ids, allowed_log_probs, beam_search_batch, greedy_batch
 from nanoseq.text.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocabulary
@@ -91,19 +92,25 @@ class Translator:
         batch_size: int = 64,
         progress=None,
     ) -> list[str]:
-        """Translations in input order, found in batches of similar length; width 1 is greedy."""
+        """Translations in input order, found in batches of similar length, as many batches at
+        once as :func:`side_by_side` gives (threads); width 1 is greedy."""
         sources = [self.source_ids(s) for s in sentences]
         outputs: list[list[int]] = [[] for _ in sources]
-        for batch in length_buckets([len(s) for s in sources], batch_size):
+
+        def decode(batch: list[int]) -> list[list[int]]:
             rows = [sources[i] for i in batch]
             if beam_width <= 1:
-                found = self.greedy(rows, max_length)
-            else:
-                found = self.beams(rows, beam_width, length_penalty, max_length)
-            for index, ids in zip(batch, found, strict=True):
-                outputs[index] = ids
-            if progress:
-                progress.update(len(batch))
+                return self.greedy(rows, max_length)
+            return self.beams(rows, beam_width, length_penalty, max_length)
+
+        batches = length_buckets([len(s) for s in sources], batch_size)
+        streams = side_by_side(len(sources), batch_size)
+        with ThreadPoolExecutor(streams, thread_name_prefix="model") as pool:
+            for batch, found in zip(batches, pool.map(decode, batches), strict=True):
+                for index, ids in zip(batch, found, strict=True):
+                    outputs[index] = ids
+                if progress:
+                    progress.update(len(batch))
         return [self.target_vocab.decode(ids) for ids in outputs]
 
     def attention(self, sentence: str, translation: str) -> tuple[list[str], list[str], np.ndarray]:

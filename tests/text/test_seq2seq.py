@@ -168,6 +168,19 @@ def test_beam_width_one_is_greedy_and_padding_changes_nothing(overfit):
 
 
 @pytest.mark.slow
+def test_batches_translated_side_by_side_keep_their_order(overfit, monkeypatch):
+    import nanoseq.text.translate as translate
+
+    model, sources, _ = overfit
+    translator = Translator(keras.saving.load_model(model))
+    for width in (1, 3):
+        monkeypatch.setattr(translate, "side_by_side", lambda items, smallest: 1)
+        alone = translator.translate(sources[:40], width, batch_size=8)
+        monkeypatch.setattr(translate, "side_by_side", lambda items, smallest: 3)
+        assert translator.translate(sources[:40], width, batch_size=8) == alone
+
+
+@pytest.mark.slow
 def test_attention_of_a_translation(overfit):
     model, sources, _ = overfit
     translator = Translator(keras.saving.load_model(model))
