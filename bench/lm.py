@@ -16,8 +16,11 @@ carried across batches) trained ``--steps`` steps by `nanoseq lm train`'s own co
 PyTorch reference (`torch.nn.LSTM`/`GRU`, a separate process; the `bench` extra, or skipped
 with the reason) on the same batches, for LSTM and GRU of 256 and 512 units: steady-state
 training steps/s (after the first 20 steps, so without compiling), the mean training loss of
-the run, and inference (the same batches forward) steps/s; `over_torch` is nanoseq's steps/s
-over PyTorch's. nanoseq's figure is its whole `fit` (callbacks, the carry) as users train.
+the run, and inference steps/s: the same text read forward as 32 rows of 100 steps, states
+carried (nanoseq's as `nanoseq lm evaluate` and validation score a text, next-token
+cross-entropy included; `predict_steps_per_s` is Keras's `predict` of the training model on the
+same batches); `over_torch` is nanoseq's steps/s over PyTorch's. nanoseq's training figure is its
+whole `fit` (callbacks, the carry) as users train.
 The run is one epoch validated on the task's validation text (the last 10 %, 111,540
 characters): nanoseq's `epoch_seconds`, and of them `compile_seconds` (the first step's time over
 a steady step's) and `validation_seconds` (from the last step to the validation's end), with
@@ -155,6 +158,7 @@ def side_by_side(args) -> dict:
     import numpy as np
 
     from nanoseq.text.data import bptt_windows, corpus_text, encode_corpus
+    from nanoseq.text.lm_evaluate import stream_nats
     from nanoseq.text.lm_train import train_language_model
     from nanoseq.text.vocab import Vocabulary
     from nanoseq.training import TrainingRun, WarmupCosine
@@ -166,13 +170,15 @@ def side_by_side(args) -> dict:
     (work / "valid.txt").write_text(text[int(len(text) * 0.9) :])  # the task's validation
     train, valid = [str(work / "train.txt")], [str(work / "valid.txt")]
     vocab = Vocabulary.build([corpus_text(text[: args.steps * batch * steps + 1], "char")], "char")
-    x, y = bptt_windows(encode_corpus(train, vocab), batch, steps)
+    stream = encode_corpus(train, vocab)
+    x, y = bptt_windows(stream, batch, steps)
     np.save(work / "x.npy", x)
     np.save(work / "y.npy", y)
     schedule = WarmupCosine(2e-3, len(x) // batch)
     rates = [schedule.rate(step) for step in range(len(x) // batch)]
     (work / "rates.json").write_text(json.dumps(rates))
-    found = {"benchmark": "lm-side-by-side", "steps": len(x) // batch, "batch": [batch, steps]}
+    found = {"benchmark": "lm-side-by-side", "backend": keras.backend.backend()}
+    found.update(steps=len(x) // batch, batch=[batch, steps])
     for cell, units in SIDE_BY_SIDE:
         times = BatchTimes()
         trainer, _ = train_language_model(
@@ -190,11 +196,15 @@ def side_by_side(args) -> dict:
         )
         mine = {"train_steps_per_s": round(steady_rate(times.times), 3), "loss": times.losses[-1]}
         mine.update(times.overheads())
+        stream_nats(trainer.model, stream[: batch * steps * 2 + 1], batch, steps)  # compiled
+        start = time.perf_counter()
+        _, scored = stream_nats(trainer.model, stream, batch, steps)
+        mine["infer_steps_per_s"] = round(scored / batch / steps / (time.perf_counter() - start), 3)
         trainer.reset()
         trainer.predict(x[:batch], batch_size=batch, verbose=0)  # compiled
         start = time.perf_counter()
         trainer.predict(x, batch_size=batch, verbose=0)
-        mine["infer_steps_per_s"] = round(len(x) / batch / (time.perf_counter() - start), 3)
+        mine["predict_steps_per_s"] = round(len(x) / batch / (time.perf_counter() - start), 3)
         key = f"{cell}_2x{units}"
         found[key] = {"nanoseq": mine, "torch": torch_run(args, work, cell, units, len(vocab))}
         if "train_steps_per_s" in found[key]["torch"]:
