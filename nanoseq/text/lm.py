@@ -16,6 +16,7 @@ from nanoseq.models import Task
 from nanoseq.runtime import compiled_for
 from nanoseq.text.backbone import TextBackbone, tied_logits
 from nanoseq.text.generate import allowed_ids, allowed_log_probs
+from nanoseq.text.rows_side_by_side import train_function, training_streams
 
 
 @keras.saving.register_keras_serializable(package="nanoseq")
@@ -140,6 +141,17 @@ class StreamingTrainer(keras.Model):
         for variable, state in zip(self.carry, states, strict=True):
             variable.assign(ops.stop_gradient(state))
         return logits
+
+    def make_train_function(self, force=False):
+        """Keras's step, or on CPUs the batch's rows in calls at once (see
+        :mod:`nanoseq.text.rows_side_by_side`)."""
+        if self.train_function is not None and not force:
+            return self.train_function
+        streams = training_streams(self)
+        if streams == 1:
+            return super().make_train_function(force)
+        self.train_function = train_function(self, streams)
+        return self.train_function
 
     def reset(self) -> None:
         for variable in self.carry:

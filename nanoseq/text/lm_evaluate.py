@@ -14,6 +14,7 @@ from nanoseq.metrics import text_scores
 from nanoseq.runtime import compiled_for, side_by_side
 from nanoseq.text.data import encode_corpus
 from nanoseq.text.lm import LanguageModel
+from nanoseq.text.rows_side_by_side import MIN_STREAM_ROWS
 from nanoseq.text.vocab import Vocabulary
 
 
@@ -59,9 +60,6 @@ def stream_nats(
     forward = compiled_for(model, _nats_with_states, xla=not one_row)
     with ThreadPoolExecutor(len(groups), thread_name_prefix="model") as pool:
         return sum(pool.map(nats, groups)), rows * length
-
-
-MIN_STREAM_ROWS = 16
 
 
 def _nats_with_states(model, x, y, states):

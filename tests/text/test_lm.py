@@ -96,6 +96,30 @@ def test_streaming_trainer_carries_rows_and_resets():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(trainer(tokens)), first, atol=1e-5)
 
 
+def test_rows_trained_side_by_side_train_as_one_batch(monkeypatch):
+    """A batch's rows in calls at once (threads, shares of 3 and 4 rows, or 2, 2 and 3) give
+    the weights, carried states and loss of Keras's own step over the whole batch."""
+    import nanoseq.text.rows_side_by_side as rows_side_by_side
+
+    tokens = np.random.default_rng(3).integers(0, 20, size=(21, 9))
+    trained = {}
+    for streams in (1, 2, 3):
+        monkeypatch.setattr(rows_side_by_side, "side_by_side", lambda rows, least, n=streams: n)
+        keras.utils.set_random_seed(4)
+        trainer = compiled(LanguageModel(TextBackbone(20, 8, 16, cell="lstm")), batch_size=7)
+        history = trainer.fit(tokens[:, :-1], tokens[:, 1:], batch_size=7, shuffle=False, verbose=0)
+        side_by_side = trainer.train_function.__qualname__.startswith("train_function")
+        assert side_by_side == (streams > 1)
+        trained[streams] = history.history["loss"][0], trainer.get_weights()  # carry included
+    loss, weights = trained[1]
+    for streams in (2, 3):
+        assert trained[streams][0] == pytest.approx(loss, rel=1e-5)
+        for ours, keras_own in zip(trained[streams][1], weights, strict=True):
+            np.testing.assert_allclose(ours, keras_own, atol=1e-5)
+    dropout = StreamingTrainer(LanguageModel(TextBackbone(20, 8, 16, dropout=0.1)), 64)
+    assert rows_side_by_side.training_streams(dropout) == 1  # one seed state: Keras's step
+
+
 def test_round_trip_with_tied_weights(tmp_path):
     model = LanguageModel(TextBackbone(30, 16, 16, layers=3), tie_weights=True)
     tokens = np.arange(12).reshape(2, 6)
