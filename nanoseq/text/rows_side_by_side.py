@@ -3,9 +3,9 @@
 A recurrent step is a small product that keeps about one core busy, and XLA runs one program's
 work in order. So each call (a thread) computes the loss and gradients of its share of the rows
 from their carried states; the gradients' mean, weighted by rows, is applied once, which is the
-step over the whole batch to float32 rounding (without dropout: each call draws its masks from
-its own seed stream). Language model 2x256 LSTM, 32 rows of 100 steps,
-2 cores: 7.2-7.3 steps/s as one call, 9.0-9.1 as two (2x512: 2.4-2.6 against 2.7-2.8).
+step over the whole batch to float32 rounding (dropout aside: each call draws its masks from its
+own seed stream). Language model 2x256 LSTM, 32 rows of 100 steps, 2 cores: 7.2-7.3 steps/s as
+one call, 9.0-9.1 as two (2x512: 2.4-2.6 against 2.7-2.8).
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ def training_streams(trainer) -> int:
         return 1
     import tensorflow as tf
 
-    if tf.distribute.has_strategy():
-        return 1
+    default = tf.distribute.get_strategy()  # outside any strategy's scope: no strategy
+    if tf.distribute.has_strategy() or trainer.distribute_strategy is not default:
+        return 1  # built under a strategy, whose replicas Keras's step runs
     return side_by_side(trainer.batch_size, MIN_STREAM_ROWS)
 
 
