@@ -8,24 +8,8 @@ trains under XLA and applies dropout three times a step, so this is most of a st
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-
 import keras
 from keras import ops
-
-_STREAM = contextvars.ContextVar("dropout_stream", default=0)
-
-
-@contextlib.contextmanager
-def seed_stream(index: int):
-    """Dropout traced within draws from seed stream ``index`` (0 outside): calls that run at
-    once and read one seed state (:mod:`nanoseq.text.rows_side_by_side`) draw different masks."""
-    token = _STREAM.set(index)
-    try:
-        yield
-    finally:
-        _STREAM.reset(token)
 
 
 @keras.saving.register_keras_serializable(package="nanoseq")
@@ -40,15 +24,9 @@ class Dropout(keras.layers.Dropout):
         import tensorflow as tf
 
         seed = ops.cast(ops.mod(self.seed_generator.next(), 2**31 - 1), "int32")
-        if _STREAM.get():
-            stream = ops.convert_to_tensor([_STREAM.get() * STREAM_STRIDE, 0], "int32")
-            seed = ops.mod(seed + stream, 2**31 - 1)
         return tf.nn.experimental.stateless_dropout(
             inputs,
             rate=self.rate,
             seed=seed,
             rng_alg="philox",
         )
-
-
-STREAM_STRIDE = 1_000_003  # between seed streams' first seed words (a prime)

@@ -3,9 +3,10 @@
 A recurrent step is a small product that keeps about one core busy, and XLA runs one program's
 work in order. So each call (a thread) computes the loss and gradients of its share of the rows
 from their carried states; the gradients' mean, weighted by rows, is applied once, which is the
-step over the whole batch to float32 rounding (dropout aside: each call draws its masks from its
-own seed stream). Language model 2x256 LSTM, 32 rows of 100 steps, 2 cores: 7.2-7.3 steps/s as
-one call, 9.0-9.1 as two (2x512: 2.4-2.6 against 2.7-2.8).
+step over the whole batch to float32 rounding. Language model 2x256 LSTM, 32 rows of 100
+steps, 2 cores: 7.2-7.3 steps/s as one call, 9.0-9.1 as two (2x512: 2.4-2.6 against 2.7-2.8).
+With dropout two calls were slower than one (4.2 against 5.3 steps/s, dropout 0.1, one run):
+such models keep Keras's step.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import keras
 
-from nanoseq.dropout import seed_stream
 from nanoseq.runtime import side_by_side
 
 MIN_STREAM_ROWS = 16  # rows of a call at once, fewest
@@ -22,7 +22,7 @@ MIN_STREAM_ROWS = 16  # rows of a call at once, fewest
 
 def training_streams(trainer) -> int:
     """Calls at once for a :class:`~nanoseq.text.lm.StreamingTrainer`'s step (1: Keras's own
-    step): on TensorFlow without a distribution strategy or eager running."""
+    step): on TensorFlow without a distribution strategy, eager running or dropout."""
     if keras.backend.backend() != "tensorflow" or trainer.run_eagerly:
         return 1
     import tensorflow as tf
@@ -30,6 +30,8 @@ def training_streams(trainer) -> int:
     default = tf.distribute.get_strategy()  # outside any strategy's scope: no strategy
     if tf.distribute.has_strategy() or trainer.distribute_strategy is not default:
         return 1  # built under a strategy, whose replicas Keras's step runs
+    if trainer.model.backbone.dropout_rate:
+        return 1
     return side_by_side(trainer.batch_size, MIN_STREAM_ROWS)
 
 
@@ -52,7 +54,7 @@ def train_function(trainer, streams: int):
 
         def part(index):
             rows = slice(*bounds[index])
-            return gradients(x[rows], y[rows], [state[rows] for state in carry], index)
+            return gradients(x[rows], y[rows], [state[rows] for state in carry])
 
         with ThreadPoolExecutor(streams, thread_name_prefix="model") as pool:
             return apply(shares, list(pool.map(part, range(streams))))
@@ -72,12 +74,11 @@ def train_function(trainer, streams: int):
 
 
 def _gradients(trainer):
-    """Rows' (loss, gradients of the scaled loss, states after them) from their states; the
-    ``part``-th call's dropout from its own seed stream (one compiled function a part)."""
+    """Rows' (loss, gradients of the scaled loss, states after them) from their states."""
     import tensorflow as tf
 
-    def gradients(x, y, states, part):
-        with tf.GradientTape() as tape, seed_stream(part):
+    def gradients(x, y, states):
+        with tf.GradientTape() as tape:
             logits, states = trainer.model(x, list(states), training=True, return_states=True)
             loss = trainer.compute_loss(x=x, y=y, y_pred=logits, training=True)
             scaled = trainer.optimizer.scale_loss(loss)

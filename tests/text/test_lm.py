@@ -116,10 +116,8 @@ def test_rows_trained_side_by_side_train_as_one_batch(monkeypatch):
         assert trained[streams][0] == pytest.approx(loss, rel=1e-5)
         for ours, keras_own in zip(trained[streams][1], weights, strict=True):
             np.testing.assert_allclose(ours, keras_own, atol=1e-5)
-    dropped = compiled(LanguageModel(TextBackbone(20, 8, 16, dropout=0.5)), batch_size=7)
-    history = dropped.fit(tokens[:, :-1], tokens[:, 1:], batch_size=7, shuffle=False, verbose=0)
-    assert dropped.train_function.__qualname__.startswith("train_function")  # 3 calls at once
-    assert np.isfinite(history.history["loss"][0])
+    dropout = StreamingTrainer(LanguageModel(TextBackbone(20, 8, 16, dropout=0.1)), 64)
+    assert rows_side_by_side.training_streams(dropout) == 1  # measured slower side by side
 
 
 def test_round_trip_with_tied_weights(tmp_path):
