@@ -52,12 +52,12 @@ def train_function(trainer, streams: int):
     def step(x, y):
         carry = [variable.value for variable in trainer.carry]
 
-        def part(index):
-            rows = slice(*bounds[index])
+        def part(bound):
+            rows = slice(*bound)
             return gradients(x[rows], y[rows], [state[rows] for state in carry])
 
         with ThreadPoolExecutor(streams, thread_name_prefix="model") as pool:
-            return apply(shares, list(pool.map(part, range(streams))))
+            return apply(shares, list(pool.map(part, bounds)))
 
     def function(iterator):
         logs = None
