@@ -129,13 +129,13 @@ def overfit(tmp_path_factory, sample_dir):
     train_seq2seq(
         (sources * 5, targets * 5),
         (sources, targets),
-        TrainingRun(output, epochs=16),
+        TrainingRun(output, epochs=12),
         lowercase=True,
         tokenize=True,
         embedding_dim=64,
         units=128,
         batch_size=10,
-        learning_rate=1e-2,
+        learning_rate=1.5e-2,
     )
     return output / "model.keras", sources, targets
 
