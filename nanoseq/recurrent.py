@@ -10,10 +10,10 @@ configuration and results are Keras's own (the same to float32 rounding). A plai
 inference on a CPU, and its training too under JAX, is a scan of nanoseq's own (under
 TensorFlow every step's input product made before the scan, as in training; under JAX each step
 one product of input and state with both kernels stacked); a :class:`Bidirectional` over two
-runs both directions in one scan of the latter kind. A plain GRU under JAX is a scan of its own too (training and
-inference). Masks, dropout inside the layer, other activations, a GRU's inference under
-TensorFlow (and its ``reset_after=False``) use Keras's implementation, and so does a GPU under
-TensorFlow (cuDNN).
+runs both directions in one scan of the latter kind. A plain GRU under JAX is a scan of its
+own too (training and inference). Masks, dropout inside the layer, other activations, a GRU's
+inference under TensorFlow (and its ``reset_after=False``) use Keras's implementation, and so
+does a GPU under TensorFlow (cuDNN).
 """
 
 from __future__ import annotations
@@ -155,9 +155,11 @@ def _lstm_hoisted(x, h0, c0, kernel, recurrent, bias):
     """An LSTM over time-major ``x`` ``(time, batch, features)``: outputs ``(time, batch,
     units)`` and the last states. Every step's input product is one matrix product before the
     scan, whose step keeps the recurrent product only (as :func:`_lstm_sequence` trains).
-    Under TensorFlow with XLA on 2 CPU cores (Intel, AVX-512), two layers over 32 rows of 100
-    steps: 124 ms against 158 ms for :func:`_lstm_scan` at 512 units, 44-46 ms against 47 ms
-    at 256; under JAX :func:`_lstm_scan` stays (hoisting measured 0.85x on the basecaller)."""
+    Under TensorFlow with XLA on 2 cores of an Intel Xeon (AVX-512, AMX), two layers over 32
+    rows of 100 steps: 124 ms against 158 ms for :func:`_lstm_scan` at 512 units, 44-46 ms
+    against 47 ms at 256 (a character model scored: 1.29x and 1.01x); on 2 cores of an AMD EPYC
+    (Zen 4) an earlier measurement found it 0.9-1.0x. Under JAX :func:`_lstm_scan` stays
+    (hoisting measured 0.85x on the basecaller there)."""
     double = _doubled(ops.shape(h0)[-1], x.dtype)
     projected = (ops.einsum("tbi,ij->tbj", x, kernel) + bias) * double
     recurrent = recurrent * double
