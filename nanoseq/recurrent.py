@@ -212,17 +212,11 @@ def _lstm_sequence(x, h0, c0, kernel, recurrent, bias):
     c, o) over time-major ``x``, with a hand-written gradient."""
     import tensorflow as tf
 
-    units, steps, dtype = tf.shape(h0)[1], tf.shape(x)[0], x.dtype
-
-    def gate_scale(candidate: float):
-        """Per gate column: 1, but ``candidate`` for the cell candidate's block."""
-        ones = tf.ones([2 * units], dtype)
-        return tf.concat([ones, tf.fill([units], tf.cast(candidate, dtype)), ones[:units]], 0)
+    steps, dtype = tf.shape(x)[0], x.dtype
+    double = _doubled(tf.shape(h0)[1], dtype)  # one sigmoid over the four gates' block
 
     @tf.custom_gradient
     def run(x, h0, c0, kernel, recurrent, bias):
-        # tanh(z) = 2 sigmoid(2z) - 1: one sigmoid over the four gates' block
-        double = gate_scale(2.0)
         projected = tf.TensorArray(dtype, size=steps).unstack(
             (tf.einsum("tbi,ij->tbj", x, kernel) + bias) * double
         )
@@ -245,7 +239,7 @@ def _lstm_sequence(x, h0, c0, kernel, recurrent, bias):
 
         def gradient(d_outputs, d_h, d_c):
             d_outputs = tf.TensorArray(dtype, size=steps).unstack(d_outputs)
-            quadruple = gate_scale(4.0)  # d(2 sigmoid(2z) - 1)/dz = 4 s (1 - s)
+            quadruple = double * double  # d(2 sigmoid(2z) - 1)/dz = 4 s (1 - s)
             back = tf.transpose(recurrent)
 
             def backward(t, d_h, d_c, d_zs):
