@@ -328,7 +328,7 @@ class CRFHead(Head):
         """The move scores of the model's output ``scores``."""
         return move_scores(ops.cast(scores, "float32"), self.scale, self.tanh, self.clamp)
 
-    def decode(self, frames: tuple, beam_width: int = 1) -> Decoded:
+    def called(self, frames: tuple, beam_width: int = 1) -> Decoded:
         """A base at each move of the path. Its quality is the posterior of a move emitting
         that base near it: from halfway to the previous move to halfway to the next."""
         codes, posteriors = frames
@@ -339,7 +339,7 @@ class CRFHead(Head):
             [np.zeros((1, N_BASE)), np.cumsum(posteriors, axis=0, dtype=np.float64)]
         )
         p = np.minimum(mass[edges[1:], labels - 1] - mass[edges[:-1], labels - 1], 1.0)
-        return decoded(len(codes), at, labels, p, self.qscore_table)
+        return decoded(len(codes), at, labels, p)
 
     def feasible(self, references, lengths, frames):
         """The labels fill its first state, and one frame a move for the rest."""

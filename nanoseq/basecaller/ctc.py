@@ -66,15 +66,15 @@ class CTCHead(Head):
     def compiled_width(self, beam_width: int) -> int:
         return 1  # one compiled program serves every width
 
-    def decode(self, frames: tuple, beam_width: int = 1) -> Decoded:
+    def called(self, frames: tuple, beam_width: int = 1) -> Decoded:
         """Greedy for ``beam_width`` 1, else a prefix beam search of that width."""
         (logits,) = frames
         logits = np.asarray(logits, dtype=np.float32)
         if self.blank_penalty:
             logits = logits - np.float32(self.blank_penalty) * BLANK
         if beam_width > 1:
-            return beam_search(logits, beam_width, table=self.qscore_table)
-        return greedy(logits, self.qscore_table)
+            return beam_search(logits, beam_width)
+        return greedy(logits)
 
     def calibrated(self, scores, truths, batch_size):
         """This head with the blank penalty (one of :data:`BLANK_PENALTIES`) under which the
@@ -102,16 +102,16 @@ class CTCHead(Head):
         return (lengths > 0) & (lengths + repeats <= frames)
 
 
-def greedy(logits: np.ndarray, table=None) -> Decoded:
+def greedy(logits: np.ndarray) -> Decoded:
     """Best label per frame, repeats merged, blanks dropped (qualities: see :func:`spanned`)."""
     best = logits.argmax(axis=-1)
     new = np.ones(len(best), dtype=bool)
     new[1:] = best[1:] != best[:-1]
     at = np.flatnonzero(new & (best > 0))
-    return spanned(np.exp(log_softmax(logits)), at, best[at], table)
+    return spanned(np.exp(log_softmax(logits)), at, best[at])
 
 
-def beam_search(logits: np.ndarray, width: int = 5, cut: float = 1e-3, table=None) -> Decoded:
+def beam_search(logits: np.ndarray, width: int = 5, cut: float = 1e-3) -> Decoded:
     """CTC prefix beam search (fast-ctc-decode)."""
     from fast_ctc_decode import beam_search as search
 
@@ -119,15 +119,15 @@ def beam_search(logits: np.ndarray, width: int = 5, cut: float = 1e-3, table=Non
     sequence, path = search(posteriors, ALPHABET, beam_size=width, beam_cut_threshold=cut)
     at = np.asarray(path, dtype=np.int64)
     codes = np.array([ALPHABET.index(b) for b in sequence], dtype=np.int64)
-    return spanned(posteriors, at, codes, table)
+    return spanned(posteriors, at, codes)
 
 
-def spanned(posteriors: np.ndarray, at: np.ndarray, codes: np.ndarray, table=None) -> Decoded:
+def spanned(posteriors: np.ndarray, at: np.ndarray, codes: np.ndarray) -> Decoded:
     """Bases ``codes`` emitted at frames ``at``, each right with the highest posterior of its
     label from its frame to the next base's (as deepnano-blitz's beam keeps it): on the
     validation chunks of deepnano-blitz's w96 network it tells wrong bases from right ones
     better than the posterior of the emitting frame alone (AUC 0.72 against 0.54)."""
     if not len(at):
-        return decoded(len(posteriors), at, codes, np.zeros(0), table)
+        return decoded(len(posteriors), at, codes, np.zeros(0))
     spans = np.maximum.reduceat(posteriors[at[0] :], at - at[0], axis=0)  # frames of each base
-    return decoded(len(posteriors), at, codes, spans[np.arange(len(at)), codes], table)
+    return decoded(len(posteriors), at, codes, spans[np.arange(len(at)), codes])

@@ -9,7 +9,8 @@ model) that also knows:
 - ``classes``: scores per frame;
 - :meth:`Head.frames`: in the compiled model, a batch of scores -> what decoding on the host
   takes, a tuple of per-frame arrays ``(batch, frames, ...)`` (stitched across windows one by one);
-- :meth:`Head.decode`: one read's stitched frames -> :class:`Decoded` (bases, qualities, moves);
+- :meth:`Head.called`: one read's stitched frames -> :class:`Decoded` (bases, posterior
+  qualities, moves); :meth:`Head.decode` reports them through the head's calibration;
 - :meth:`Head.compiled_width`: the beam width the in-graph part depends on;
 - :meth:`Head.feasible`: which training chunks the loss can align;
 - ``skip``: labels a call does not emit (a CRF path starts in the state of its first bases);
@@ -23,13 +24,17 @@ from typing import ClassVar, NamedTuple
 import keras
 import numpy as np
 
+from nanoseq.basecaller.qualities import (
+    MAX_QSCORE,
+    fitted_context,
+    fitted_table,
+    reported,
+)
 from nanoseq.io import mean_qscore
 from nanoseq.metrics import aligned, median_accuracy, phred
 from nanoseq.models import DEFAULT_BEAM_WIDTH
 from nanoseq.runtime import compiled_for
 from nanoseq.signal.labels import ALPHABET
-
-MAX_QSCORE = 50
 
 
 class Decoded(NamedTuple):
@@ -41,43 +46,47 @@ class Decoded(NamedTuple):
     moves: np.ndarray
 
 
-def decoded(frames: int, at: np.ndarray, codes: np.ndarray, p: np.ndarray, table=None) -> Decoded:
+def decoded(frames: int, at: np.ndarray, codes: np.ndarray, p: np.ndarray) -> Decoded:
     """Bases ``codes`` (1..4) emitted at frames ``at`` of ``frames``, each right with probability
-    ``p``: its quality -10 log10(1 - p), rounded, from 1 to :data:`MAX_QSCORE`, or what the
-    head's calibration ``table`` makes of that."""
+    ``p``: its posterior quality -10 log10(1 - p), rounded, from 1 to :data:`MAX_QSCORE`."""
     error = np.clip(1.0 - p, 10 ** (-MAX_QSCORE / 10), 1.0)
     qualities = np.clip(np.rint(-10 * np.log10(error)), 1, MAX_QSCORE).astype(np.uint8)
-    if table is not None:
-        qualities = np.asarray(table, dtype=np.uint8)[qualities]
     moves = np.zeros(frames, dtype=np.uint8)
     moves[at] = 1
     return Decoded("".join(ALPHABET[c] for c in codes), qualities, moves)
 
 
 class Head(keras.losses.Loss):
-    """The base of the heads; see the module's docstring. ``qscore_table`` maps a base's
-    posterior quality (0 to :data:`MAX_QSCORE`) to the quality it is reported at: fitted after
-    training so that a base called at Q20 is wrong one time in a hundred
-    (:meth:`with_fitted_qualities`); None keeps the posterior's. ``read_error_scale``: a read's
-    errors over the sum of its bases' error probabilities (it misses bases, which no quality
-    can carry), fitted with the table; a read's mean qscore counts it."""
+    """The base of the heads; see the module's docstring. ``qscore_table`` and
+    ``qscore_context`` turn a base's posterior quality into the quality it is reported at
+    (:func:`~nanoseq.basecaller.qualities.reported`): fitted after training so that a base
+    called at Q20 is wrong one time in a hundred (:meth:`with_fitted_qualities`); None keeps
+    the posterior's. ``read_error_scale``: a read's errors over the sum of its bases' error
+    probabilities (it misses bases, which no quality can carry), fitted with them; a read's
+    mean qscore counts it."""
 
     kind: ClassVar[str]  # the name `--head` takes
     classes: int  # a head's class or the head itself (a CRF's state length) says
     skip: int = 0
 
     def __init__(
-        self, qscore_table: list[int] | None = None, read_error_scale: float = 1.0, **kwargs
+        self,
+        qscore_table: list[int] | None = None,
+        read_error_scale: float = 1.0,
+        qscore_context: list[float] | None = None,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         self.qscore_table = None if qscore_table is None else [int(q) for q in qscore_table]
         self.read_error_scale = float(read_error_scale)
+        self.qscore_context = None if qscore_context is None else [float(w) for w in qscore_context]
 
     def get_config(self):
         return {
             **super().get_config(),
             "qscore_table": self.qscore_table,
             "read_error_scale": self.read_error_scale,
+            "qscore_context": self.qscore_context,
         }
 
     def copy(self, **changes) -> Head:
@@ -87,8 +96,15 @@ class Head(keras.losses.Loss):
     def frames(self, scores, beam_width: int = 1) -> tuple:
         raise NotImplementedError
 
-    def decode(self, frames: tuple, beam_width: int = 1) -> Decoded:
+    def called(self, frames: tuple, beam_width: int = 1) -> Decoded:
         raise NotImplementedError
+
+    def decode(self, frames: tuple, beam_width: int = 1) -> Decoded:
+        """One read's stitched frames -> its call (:meth:`called`), qualities as reported."""
+        call = self.called(frames, beam_width)
+        return call._replace(
+            qualities=reported(call.qualities, self.qscore_table, self.qscore_context)
+        )
 
     def compiled_width(self, beam_width: int) -> int:
         """The beam width :meth:`frames` depends on (one compiled program a width)."""
@@ -121,42 +137,34 @@ class Head(keras.losses.Loss):
     def with_fitted_qualities(
         self, scores, truths: list[str], batch_size: int = 64, beam_width: int = DEFAULT_BEAM_WIDTH
     ) -> Head:
-        """This head with the quality table under which the bases it calls of ``scores`` (with
-        basecalling's default beam: a CTC beam's qualities are not its best path's) are as
-        often wrong as their qualities say: per posterior quality, the errors of the calls
-        aligned to ``truths`` (edlib), made monotone as isotonic regression does (neighbouring
-        qualities whose error rate does not fall pooled, their bases and errors summed:
-        :func:`pooled_qualities`); qualities seen too rarely take their neighbours'. Then
-        the read error scale under which the calls' mean qscores (by the table) meet
+        """This head with the qualities fitted (:mod:`~nanoseq.basecaller.qualities`) to the
+        errors of the bases it calls of ``scores`` (validation chunks; with basecalling's
+        default beam: a CTC beam's qualities are not its best path's) aligned to ``truths``
+        (edlib). Then the read error scale under which the calls' mean qscores meet
         -10 log10(1 - identity) in the median (the median minimises the absolute gaps)."""
-        raw = self.copy(qscore_table=None)  # decoding reports the posterior's qualities
-        bases, errors = np.zeros(MAX_QSCORE + 1), np.zeros(MAX_QSCORE + 1)
+        raw = self.copy(qscore_table=None, qscore_context=None)
         calls = raw.decode_scores(scores, beam_width, batch_size)
         alignments = [aligned(c.sequence, t) for c, t in zip(calls, truths, strict=True)]
-        for call, alignment in zip(calls, alignments, strict=True):
-            np.add.at(bases, call.qualities, 1)
-            np.add.at(errors, call.qualities[~alignment.read_ok], 1)
-        seen = np.flatnonzero(bases >= MIN_BASES)
-        if not len(seen):
+        posterior = [call.qualities for call in calls]
+        wrong = [~alignment.read_ok for alignment in alignments]
+        table = fitted_table(posterior, wrong)
+        if table is None:
             return self
-        fitted = pooled_qualities(bases[seen], errors[seen])
-        table = np.interp(np.arange(MAX_QSCORE + 1), seen, fitted)
-        table = np.clip(np.rint(table), 1, MAX_QSCORE).astype(int)
+        context = fitted_context(posterior, wrong, table)
         gaps = [
-            mean_qscore(table[call.qualities]) - phred(1 - alignment.identity)
-            for call, alignment in zip(calls, alignments, strict=True)
-            if len(call.sequence)
+            mean_qscore(reported(q, table, context)) - phred(1 - alignment.identity)
+            for q, alignment in zip(posterior, alignments, strict=True)
+            if len(q)
         ]
         return self.copy(
-            qscore_table=table.tolist(), read_error_scale=10 ** (float(np.median(gaps)) / 10)
+            qscore_table=table,
+            qscore_context=context,
+            read_error_scale=10 ** (float(np.median(gaps)) / 10),
         )
 
     def truth(self, labels: np.ndarray) -> str:
         """What a call of a chunk labelled ``labels`` (codes, 0 padded) should be."""
         return "".join(ALPHABET[c] for c in labels if c)[self.skip :]
-
-
-MIN_BASES = 100  # bases a quality needs to count in the fit
 
 
 def best_setting(values, calls_for, truths: list[str]) -> tuple:
@@ -165,22 +173,6 @@ def best_setting(values, calls_for, truths: list[str]) -> tuple:
     value's accuracy."""
     found = {v: median_accuracy(truths, [c.sequence for c in calls_for(v)]) for v in values}
     return max(found, key=found.get), found
-
-
-def pooled_qualities(bases: np.ndarray, errors: np.ndarray) -> np.ndarray:
-    """The Q that ``errors`` of ``bases`` measure in each of a row of quality bins, made
-    non-decreasing as isotonic regression of the errors does: neighbouring bins whose error
-    rate does not fall are pooled (their bases and errors summed), each pool measuring
-    -10 log10((errors + 0.5) / (bases + 1)). Pooling counts, not each bin's Q, keeps sparse
-    bins without errors (whose smoothed Q is low) from dragging well-measured ones down."""
-    pools: list[list[float]] = []  # [errors, bases, bins]
-    for n, e in zip(bases, errors, strict=True):
-        pools.append([float(e), float(n), 1])
-        while len(pools) > 1 and pools[-2][0] * pools[-1][1] <= pools[-1][0] * pools[-2][1]:
-            e2, n2, k2 = pools.pop()
-            pools[-1] = [pools[-1][0] + e2, pools[-1][1] + n2, pools[-1][2] + k2]
-    measured = [np.full(int(k), -10 * np.log10((e + 0.5) / (n + 1))) for e, n, k in pools]
-    return np.maximum.accumulate(np.concatenate(measured))  # the smoothing can dip a pool
 
 
 def _frames(head: Head, scores, beam_width: int = 1, *options):

@@ -75,7 +75,10 @@ def calibrate(path, chunk_set: ChunkSet, batch_size: int) -> None:
     head = model.head.calibrated(scores, truth, batch_size)
     head = head.with_fitted_qualities(scores, truth, batch_size)
     log.info(
-        "qualities, fitted: %s; read error scale %.3g", head.qscore_table, head.read_error_scale
+        "qualities, fitted: table %s, context %s; read error scale %.3g",
+        head.qscore_table,
+        head.qscore_context,
+        head.read_error_scale,
     )
     model.head = head
     save(model, path)

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from nanoseq.basecaller.crf import CRFHead
-from nanoseq.basecaller.head import MAX_QSCORE
 from nanoseq.basecaller.model import Basecaller
 from nanoseq.basecaller.ont.torchfiles import read_state_dict, read_tensor
+from nanoseq.basecaller.qualities import MAX_QSCORE
 from nanoseq.basecaller.serial import ACTIVATIONS, SerialBackbone
 from nanoseq.errors import InputError
 from nanoseq.signal.chemistry import R941, UNKNOWN, chemistry
