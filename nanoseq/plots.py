@@ -113,7 +113,8 @@ def _placed(calls, read_id: str) -> list[tuple[str, int]]:
 
 def calibration(metrics: str | Path):
     """Predicted against measured quality per Q bin, from ``nanoseq evaluate``'s metrics JSON;
-    the diagonal is a calibrated basecaller, each point's size the bases it holds."""
+    the diagonal is a calibrated basecaller, each point's size the bases it holds, its bar the
+    measured Q's 95 % interval (where the metrics have it)."""
     from matplotlib.figure import Figure
 
     try:
@@ -128,6 +129,9 @@ def calibration(metrics: str | Path):
     top = max(q.max(initial=10), measured.max(initial=10)) + 2
     axes.plot([0, top], [0, top], color="grey", linestyle=":", label="calibrated")
     axes.scatter(q, measured, s=10 + 90 * bases / max(bases.max(initial=1), 1), label="bins")
+    if bins and all("measured_q_interval" in b for b in bins):
+        low, high = np.array([b["measured_q_interval"] for b in bins]).T
+        axes.errorbar(q, measured, yerr=[measured - low, high - measured], fmt="none", lw=0.8)
     axes.set_xlabel("predicted Q")
     axes.set_ylabel("measured Q")
     axes.set_title(f"calibration: {int(bases.sum())} bases")

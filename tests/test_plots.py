@@ -66,6 +66,12 @@ def test_calibration_from_evaluate(tmp_path):
     metrics.write_text(json.dumps({"calibration": bins}))
     figure = plots.calibration(metrics)
     assert figure.axes[0].get_xlabel() == "predicted Q"
+    assert len(figure.axes[0].collections) == 1  # the bins; no intervals in these metrics
+    for b in bins:
+        b["measured_q_interval"] = [b["measured_q"] - 1, b["measured_q"] + 2]
+    metrics.write_text(json.dumps({"calibration": bins}))
+    (bars,) = plots.calibration(metrics).axes[0].collections[1:]  # an interval a bin
+    assert len(bars.get_segments()) == len(bins)
     looks_drawn(draw(tmp_path, "calibration", metrics), 500, 500)
     with pytest.raises(InputError, match="not the metrics of nanoseq evaluate"):
         plots.calibration(tmp_path / "nothing.json")

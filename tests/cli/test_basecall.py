@@ -269,6 +269,8 @@ def test_evaluate_sees_errors_and_unmapped(sample_dir, tmp_path):
     (q20,) = metrics["calibration"]  # every base called at Q20: one bin, its errors measured
     assert q20["q"] == 20 and q20["bases"] > 10_000 and 0 < q20["errors"] < q20["bases"] / 20
     assert q20["measured_q"] == pytest.approx(-10 * np.log10(q20["errors"] / q20["bases"]))
+    low, high = q20["measured_q_interval"]
+    assert low < q20["measured_q"] < high < low + 3  # thousands of bases: a narrow interval
     assert metrics["read_qscore_error"] > 0
 
 
