@@ -22,8 +22,9 @@ one run as `nanoseq basecall` makes it (beam --beam-width, a fresh process): pea
 input once and after it four times over (flat = bounded); `peak_rss_mb_all_passes` is this
 process's, which holds the compiled model of both widths and every batch shape at once.
 Calibration, per pass: `read_qscore_error` (the mean absolute gap between each mapped read's mean
-qscore and -10 log10(1 - its identity)) and `worst_quality_bin_gap` (of the quality bins of at
-least 1,000 bases, the largest gap between the Q reported and the Q measured).
+qscore and -10 log10(1 - its identity)) and, of the `quality_bins` of at least 1,000 bases,
+`worst_quality_bin_gap` (the largest gap between the Q reported and the Q measured), those more
+than 2 Q apart and those whose Q lies outside the measured Q's 95 % interval.
 `start_to_first_read`: a fresh process, from its start to its first read called, as the command
 line starts (its compile cache on, in a folder of this run), the first read called alone (in a
 stream it would wait for a whole batch): `cold` with the cache empty, `warm` run again, for each
@@ -214,13 +215,22 @@ def timed_run(args, model, samples: int, width: int, workers: int, out: Path) ->
 
 def calibration(metrics: dict) -> dict:
     """How far qualities are from what they measure: each read's mean qscore against
-    -10 log10(1 - identity) (the mean absolute gap), and the largest gap of a quality bin of at
-    least 1,000 bases."""
-    gaps = [abs(b["measured_q"] - b["q"]) for b in metrics["calibration"] if b["bases"] >= 1000]
+    -10 log10(1 - identity) (the mean absolute gap); of the quality bins of at least 1,000
+    bases, the largest gap between the Q reported and the Q measured, the bins more than 2 Q
+    apart, and the bins whose reported Q lies outside the measured Q's 95 % interval (few
+    errors measure a Q loosely: two in 1,500 bases allow Q23.2 to Q37.9)."""
+    bins = [b for b in metrics["calibration"] if b["bases"] >= 1000]
+    gaps = [abs(b["measured_q"] - b["q"]) for b in bins]
+    outside = [
+        b for b in bins if not b["measured_q_interval"][0] <= b["q"] <= b["measured_q_interval"][1]
+    ]
     read_gap = metrics["read_qscore_error"]  # None with no read mapped
     return {
         "read_qscore_error": None if read_gap is None else round(read_gap, 3),
         "worst_quality_bin_gap": round(max(gaps), 3) if gaps else None,
+        "quality_bins": len(bins),
+        "quality_bins_over_2q": [b["q"] for b, gap in zip(bins, gaps, strict=True) if gap > 2],
+        "quality_bins_outside_95": [b["q"] for b in outside],
     }
 
 
