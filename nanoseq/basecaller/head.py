@@ -24,12 +24,7 @@ from typing import ClassVar, NamedTuple
 import keras
 import numpy as np
 
-from nanoseq.basecaller.qualities import (
-    MAX_QSCORE,
-    fitted_context,
-    fitted_table,
-    reported,
-)
+from nanoseq.basecaller.qualities import MAX_QSCORE, fitted, reported
 from nanoseq.io import mean_qscore
 from nanoseq.metrics import aligned, median_accuracy, phred
 from nanoseq.models import DEFAULT_BEAM_WIDTH
@@ -59,11 +54,13 @@ def decoded(frames: int, at: np.ndarray, codes: np.ndarray, p: np.ndarray) -> De
 class Head(keras.losses.Loss):
     """The base of the heads; see the module's docstring. ``qscore_table`` and
     ``qscore_context`` turn a base's posterior quality into the quality it is reported at
-    (:func:`~nanoseq.basecaller.qualities.reported`): fitted after training so that a base
-    called at Q20 is wrong one time in a hundred (:meth:`with_fitted_qualities`); None keeps
-    the posterior's. ``read_error_scale``: a read's errors over the sum of its bases' error
-    probabilities (it misses bases, which no quality can carry), fitted with them; a read's
-    mean qscore counts it."""
+    (:func:`~nanoseq.basecaller.qualities.reported`) in a beam search's calls, and
+    ``best_path_qscores`` (``{"table": ..., "context": ...}``) in the best path's, where given
+    (a beam calls uncertain bases the best path skips, so their neighbourhoods differ): fitted
+    after training so that a base called at Q20 is wrong one time in a hundred
+    (:meth:`with_fitted_qualities`); None keeps the posterior's. ``read_error_scale``: a read's
+    errors over the sum of its bases' error probabilities (it misses bases, which no quality
+    can carry), fitted with them; a read's mean qscore counts it."""
 
     kind: ClassVar[str]  # the name `--head` takes
     classes: int  # a head's class or the head itself (a CRF's state length) says
@@ -74,12 +71,14 @@ class Head(keras.losses.Loss):
         qscore_table: list[int] | None = None,
         read_error_scale: float = 1.0,
         qscore_context: list[float] | None = None,
+        best_path_qscores: dict | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.qscore_table = None if qscore_table is None else [int(q) for q in qscore_table]
         self.read_error_scale = float(read_error_scale)
         self.qscore_context = None if qscore_context is None else [float(w) for w in qscore_context]
+        self.best_path_qscores = best_path_qscores
 
     def get_config(self):
         return {
@@ -87,6 +86,7 @@ class Head(keras.losses.Loss):
             "qscore_table": self.qscore_table,
             "read_error_scale": self.read_error_scale,
             "qscore_context": self.qscore_context,
+            "best_path_qscores": self.best_path_qscores,
         }
 
     def copy(self, **changes) -> Head:
@@ -102,9 +102,10 @@ class Head(keras.losses.Loss):
     def decode(self, frames: tuple, beam_width: int = 1) -> Decoded:
         """One read's stitched frames -> its call (:meth:`called`), qualities as reported."""
         call = self.called(frames, beam_width)
-        return call._replace(
-            qualities=reported(call.qualities, self.qscore_table, self.qscore_context)
-        )
+        maps = self.qscore_table, self.qscore_context
+        if beam_width == 1 and self.best_path_qscores:
+            maps = self.best_path_qscores["table"], self.best_path_qscores["context"]
+        return call._replace(qualities=reported(call.qualities, *maps))
 
     def compiled_width(self, beam_width: int) -> int:
         """The beam width :meth:`frames` depends on (one compiled program a width)."""
@@ -134,31 +135,31 @@ class Head(keras.losses.Loss):
         """This head tuned to decode ``scores`` (validation chunks) as ``truths``; as it is."""
         return self
 
-    def with_fitted_qualities(
-        self, scores, truths: list[str], batch_size: int = 64, beam_width: int = DEFAULT_BEAM_WIDTH
-    ) -> Head:
-        """This head with the qualities fitted (:mod:`~nanoseq.basecaller.qualities`) to the
-        errors of the bases it calls of ``scores`` (validation chunks; with basecalling's
-        default beam: a CTC beam's qualities are not its best path's) aligned to ``truths``
-        (edlib). Then the read error scale under which the calls' mean qscores meet
-        -10 log10(1 - identity) in the median (the median minimises the absolute gaps)."""
-        raw = self.copy(qscore_table=None, qscore_context=None)
-        calls = raw.decode_scores(scores, beam_width, batch_size)
-        alignments = [aligned(c.sequence, t) for c, t in zip(calls, truths, strict=True)]
-        posterior = [call.qualities for call in calls]
-        wrong = [~alignment.read_ok for alignment in alignments]
-        table = fitted_table(posterior, wrong)
-        if table is None:
+    def with_fitted_qualities(self, scores, truths: list[str], batch_size: int = 64) -> Head:
+        """This head with the qualities fitted (:func:`~nanoseq.basecaller.qualities.fitted`)
+        to the errors of the bases it calls of ``scores`` (validation chunks) aligned to
+        ``truths`` (edlib): once with basecalling's default beam, once with the best path. Then
+        the read error scale under which the beam's calls' mean qscores meet -10 log10(1 -
+        identity) in the median (the median minimises the absolute gaps)."""
+        raw = self.copy(qscore_table=None, qscore_context=None, best_path_qscores=None)
+        fits = {}
+        for width in (DEFAULT_BEAM_WIDTH, 1):
+            calls = raw.decode_scores(scores, width, batch_size)
+            alignments = [aligned(c.sequence, t) for c, t in zip(calls, truths, strict=True)]
+            posterior = [call.qualities for call in calls]
+            fits[width] = fitted(posterior, alignments), posterior, alignments
+        (beam, posterior, alignments), best_path = fits[DEFAULT_BEAM_WIDTH], fits[1][0]
+        if beam is None:
             return self
-        context = fitted_context(posterior, wrong, table)
         gaps = [
-            mean_qscore(reported(q, table, context)) - phred(1 - alignment.identity)
-            for q, alignment in zip(posterior, alignments, strict=True)
+            mean_qscore(reported(q, beam["table"], beam["context"])) - phred(1 - a.identity)
+            for q, a in zip(posterior, alignments, strict=True)
             if len(q)
         ]
         return self.copy(
-            qscore_table=table,
-            qscore_context=context,
+            qscore_table=beam["table"],
+            qscore_context=beam["context"],
+            best_path_qscores=best_path,
             read_error_scale=10 ** (float(np.median(gaps)) / 10),
         )
 

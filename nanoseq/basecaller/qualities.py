@@ -1,15 +1,15 @@
 """Base qualities that mean what they say: a head's posterior qualities mapped to the ones it
-reports, by two maps fitted on validation chunks after training
-(:meth:`~nanoseq.basecaller.head.Head.with_fitted_qualities`):
+reports, by two maps fitted on validation chunks after training (:func:`fitted`, for each way
+of decoding: :meth:`~nanoseq.basecaller.head.Head.with_fitted_qualities`):
 
 1. a table over the posterior quality, monotone as isotonic regression makes it
    (:func:`fitted_table`, :func:`pooled_qualities`);
 2. a logistic regression of a base's error on its table quality and on its context, the quality
    of the bases around it (:func:`context_qualities`) (:func:`fitted_context`): a posterior is
-   worth more in a clean stretch of signal than in a noisy one, as phred weighs a base's peak
-   by its neighbours'. Fitted on the validation chunks of deepnano-blitz's w96 network and
-   scored on other chunks, it lowers the log loss of the qualities in every split tried (half
-   the chunks against the other half, one region against another).
+   worth more in a clean stretch of signal than in a noisy one (phred's trace parameters, too,
+   look at the peaks around a base). Fitted on the validation chunks of deepnano-blitz's w96
+   network and scored on other chunks, it lowers the log loss of the qualities in every split
+   tried (half the chunks against the other half, one region against another).
 """
 
 from __future__ import annotations
@@ -46,6 +46,18 @@ def context_qualities(raw: np.ndarray) -> np.ndarray:
     at = np.arange(n)
     start, end = np.maximum(at - CONTEXT_BASES, 0), np.minimum(at + CONTEXT_BASES + 1, n)
     return -10 * np.log10((total[end] - total[start]) / (end - start))
+
+
+def fitted(raw: list[np.ndarray], alignments: list) -> dict | None:
+    """The ``table`` and ``context`` under which calls whose bases have posterior qualities
+    ``raw`` (each array a chunk) and are aligned to their truths by ``alignments``
+    (:func:`~nanoseq.metrics.aligned`: mismatched and inserted bases are wrong) are as often
+    wrong as their qualities say; None when no quality is seen often enough to fit."""
+    wrong = [~alignment.read_ok for alignment in alignments]
+    table = fitted_table(raw, wrong)
+    if table is None:
+        return None
+    return {"table": table, "context": fitted_context(raw, wrong, table)}
 
 
 def fitted_table(raw: list[np.ndarray], wrong: list[np.ndarray]) -> list[int] | None:

@@ -147,6 +147,17 @@ def test_a_base_in_a_clean_stretch_is_reported_above_one_in_a_noisy_stretch():
     assert 11 <= table_q <= 15  # the table alone: the two stretches' errors pooled
 
 
+def test_the_best_path_reports_its_bases_through_its_own_fit():
+    """A beam calls uncertain bases the best path skips, so each is fitted apart; a head whose
+    best path has no fit of its own (an imported one) reports both through the beam's."""
+    logits, _ = chunks_at(10, np.random.default_rng(4))
+    head = CTCHead(qscore_table=[30] * 51, best_path_qscores={"table": [12] * 51, "context": None})
+    assert set(head.decode((logits,), 1).qualities.tolist()) == {12}
+    assert set(head.decode((logits,), 5).qualities.tolist()) == {30}
+    assert CTCHead.from_config(head.get_config()).best_path_qscores == head.best_path_qscores
+    assert set(head.copy(best_path_qscores=None).decode((logits,), 1).qualities.tolist()) == {30}
+
+
 def test_a_read_counts_the_bases_it_misses_in_its_mean_qscore():
     """Calls that lack one base in a hundred besides a wrong one (about Q17 in identity, where
     their qualities say Q20): the fitted read error scale doubles their errors, and a read's
