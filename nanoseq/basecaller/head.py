@@ -142,13 +142,14 @@ class Head(keras.losses.Loss):
         the read error scale under which the beam's calls' mean qscores meet -10 log10(1 -
         identity) in the median (the median minimises the absolute gaps)."""
         raw = self.copy(qscore_table=None, qscore_context=None, best_path_qscores=None)
-        fits = {}
-        for width in (DEFAULT_BEAM_WIDTH, 1):
+
+        def fit(width: int) -> tuple:
             calls = raw.decode_scores(scores, width, batch_size)
             alignments = [aligned(c.sequence, t) for c, t in zip(calls, truths, strict=True)]
             posterior = [call.qualities for call in calls]
-            fits[width] = fitted(posterior, alignments), posterior, alignments
-        (beam, posterior, alignments), best_path = fits[DEFAULT_BEAM_WIDTH], fits[1][0]
+            return fitted(posterior, alignments), posterior, alignments
+
+        beam, posterior, alignments = fit(DEFAULT_BEAM_WIDTH)
         if beam is None:
             return self
         gaps = [
@@ -159,7 +160,7 @@ class Head(keras.losses.Loss):
         return self.copy(
             qscore_table=beam["table"],
             qscore_context=beam["context"],
-            best_path_qscores=best_path,
+            best_path_qscores=fit(1)[0],
             read_error_scale=10 ** (float(np.median(gaps)) / 10),
         )
 
