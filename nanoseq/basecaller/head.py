@@ -24,7 +24,7 @@ from typing import ClassVar, NamedTuple
 import keras
 import numpy as np
 
-from nanoseq.basecaller.qualities import MAX_QSCORE, fitted, reported
+from nanoseq.basecaller.qualities import MAX_QSCORE, fitted, qscores, reported
 from nanoseq.io import mean_qscore
 from nanoseq.metrics import aligned, median_accuracy, phred
 from nanoseq.models import DEFAULT_BEAM_WIDTH
@@ -45,7 +45,7 @@ def decoded(frames: int, at: np.ndarray, codes: np.ndarray, p: np.ndarray) -> De
     """Bases ``codes`` (1..4) emitted at frames ``at`` of ``frames``, each right with probability
     ``p``: its posterior quality -10 log10(1 - p), rounded, from 1 to :data:`MAX_QSCORE`."""
     error = np.clip(1.0 - p, 10 ** (-MAX_QSCORE / 10), 1.0)
-    qualities = np.clip(np.rint(-10 * np.log10(error)), 1, MAX_QSCORE).astype(np.uint8)
+    qualities = qscores(-10 * np.log10(error))
     moves = np.zeros(frames, dtype=np.uint8)
     moves[at] = 1
     return Decoded("".join(ALPHABET[c] for c in codes), qualities, moves)

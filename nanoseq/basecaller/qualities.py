@@ -22,6 +22,12 @@ MIN_ERRORS = 50  # wrong bases (and as many right ones) the context's fit needs
 CONTEXT_BASES = 100  # a base's context: the bases this far either side of it, in its read
 
 
+def qscores(q) -> np.ndarray:
+    """Phred values ``q`` rounded into qualities a read can carry: uint8, 1 to
+    :data:`MAX_QSCORE`."""
+    return np.clip(np.rint(q), 1, MAX_QSCORE).astype(np.uint8)
+
+
 def reported(raw: np.ndarray, table=None, context=None) -> np.ndarray:
     """Posterior qualities ``raw`` (uint8, one read's or chunk's, in order) as reported: through
     ``table`` (indexed by the posterior quality), then the logistic regression whose weights
@@ -35,7 +41,7 @@ def reported(raw: np.ndarray, table=None, context=None) -> np.ndarray:
         bias, weight, context_weight = context
         z = bias + weight * quality / 10 + context_weight * context_qualities(raw) / 10
         quality = 10 * np.logaddexp(0.0, -z) / np.log(10)  # -10 log10 sigmoid(z)
-    return np.clip(np.rint(quality), 1, MAX_QSCORE).astype(np.uint8)
+    return qscores(quality)
 
 
 def context_qualities(raw: np.ndarray) -> np.ndarray:
@@ -73,7 +79,7 @@ def fitted_table(raw: list[np.ndarray], wrong: list[np.ndarray]) -> list[int] | 
         return None
     fitted = pooled_qualities(bases[seen], errors[seen])
     table = np.interp(np.arange(MAX_QSCORE + 1), seen, fitted)
-    return np.clip(np.rint(table), 1, MAX_QSCORE).astype(int).tolist()
+    return qscores(table).tolist()
 
 
 def fitted_context(raw: list[np.ndarray], wrong: list[np.ndarray], table) -> list[float] | None:

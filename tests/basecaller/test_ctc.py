@@ -90,7 +90,7 @@ def chunks_at(raw_q, rng, missed: int = 0, wrong=None) -> tuple[np.ndarray, str]
     bases = rng.integers(1, 5, 100)
     path = np.zeros(200, np.int64)
     path[::2] = bases  # a blank between bases
-    logits = np.log((1 - p) / 4).astype(np.float32) * np.ones((200, 5), np.float32)
+    logits = np.repeat(np.log((1 - p) / 4), 5, axis=1).astype(np.float32)
     logits[np.arange(200), path] = np.log(p[:, 0])
     logits[1::2, 0] = 10.0  # blanks sure
     truth = bases.copy()

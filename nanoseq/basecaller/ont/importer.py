@@ -24,7 +24,7 @@ import numpy as np
 from nanoseq.basecaller.crf import CRFHead
 from nanoseq.basecaller.model import Basecaller
 from nanoseq.basecaller.ont.torchfiles import read_state_dict, read_tensor
-from nanoseq.basecaller.qualities import MAX_QSCORE
+from nanoseq.basecaller.qualities import MAX_QSCORE, qscores
 from nanoseq.basecaller.serial import ACTIVATIONS, SerialBackbone
 from nanoseq.errors import InputError
 from nanoseq.signal.chemistry import R941, UNKNOWN, chemistry
@@ -250,7 +250,7 @@ def _head(spec: dict, state_len: int, clamp, config: dict) -> CRFHead:
         q = np.arange(MAX_QSCORE + 1) * float(qscore.get("scale", 1.0)) + float(
             qscore.get("bias", 0)
         )
-        table = np.clip(np.rint(q), 1, MAX_QSCORE).astype(int).tolist()
+        table = qscores(q).tolist()
     return CRFHead(
         state_len=state_len,
         scale=spec.get("scale") or 1.0,
