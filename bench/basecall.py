@@ -24,7 +24,9 @@ process's, which holds the compiled model of both widths and every batch shape a
 Calibration, per pass: `read_qscore_error` (the mean absolute gap between each mapped read's mean
 qscore and -10 log10(1 - its identity)) and, of the `quality_bins` of at least 1,000 bases,
 `worst_quality_bin_gap` (the largest gap between the Q reported and the Q measured), those more
-than 2 Q apart and those whose Q lies outside the measured Q's 95 % interval.
+than 2 Q apart and those whose Q lies outside the measured Q's 95 % interval;
+`chance_calibrated_bins_within_2q`: the chance that bins of these sizes whose every base is wrong
+exactly as often as its Q says would all measure within 2 Q (sparse bins near the top often miss).
 `start_to_first_read`: a fresh process, from its start to its first read called, as the command
 line starts (its compile cache on, in a folder of this run), the first read called alone (in a
 stream it would wait for a whole batch): `cold` with the cache empty, `warm` run again, for each
@@ -41,6 +43,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import resource
 import subprocess
@@ -218,7 +221,10 @@ def calibration(metrics: dict) -> dict:
     -10 log10(1 - identity) (the mean absolute gap); of the quality bins of at least 1,000
     bases, the largest gap between the Q reported and the Q measured, the bins more than 2 Q
     apart, and the bins whose reported Q lies outside the measured Q's 95 % interval (few
-    errors measure a Q loosely: two in 1,500 bases allow Q23.2 to Q37.9)."""
+    errors measure a Q loosely: two in 1,500 bases allow Q23.2 to Q37.9), and the chance that
+    bins of these sizes, each exactly calibrated, would all measure within 2 Q."""
+    from nanoseq.metrics import chance_measured_within
+
     bins = [b for b in metrics["calibration"] if b["bases"] >= 1000]
     gaps = [abs(b["measured_q"] - b["q"]) for b in bins]
     outside = [
@@ -231,6 +237,9 @@ def calibration(metrics: dict) -> dict:
         "quality_bins": len(bins),
         "quality_bins_over_2q": [b["q"] for b, gap in zip(bins, gaps, strict=True) if gap > 2],
         "quality_bins_outside_95": [b["q"] for b in outside],
+        "chance_calibrated_bins_within_2q": round(
+            math.prod(chance_measured_within(b["q"], b["bases"]) for b in bins), 3
+        ),
     }
 
 

@@ -273,6 +273,19 @@ def measured_q_interval(errors: int, bases: int) -> list[float]:
     return [round(phred(worst), 2) + 0.0, round(phred(best), 2)]  # + 0.0: no -0.0
 
 
+def chance_measured_within(q: int, bases: int, within: float = 2.0) -> float:
+    """The chance that a calibrated bin of Q ``q`` (``bases`` bases, each wrong with probability
+    10^(-q/10), independently) measures a Q (:func:`phred`) within ``within`` of ``q``: near 1
+    for a bin of many errors, but a bin of 1,728 bases at Q27 expects 3.4 errors and measures
+    within 2 Q only when it has 3 to 5 (a chance of 0.53)."""
+    from scipy.stats import binom
+
+    errors = np.arange(bases + 1)
+    measured = np.array([phred(e / bases) for e in errors])
+    near = np.abs(measured - q) <= within
+    return float(binom.pmf(errors[near], bases, 10 ** (-q / 10)).sum())
+
+
 def text_scores(nats: float, tokens: int, level: str) -> dict:
     """Cross-entropy as nats per token and perplexity; bits per char for character models."""
     per_token = nats / tokens

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nanoseq.basecaller.qualities import CONTEXT_BASES, context_qualities, pooled_qualities
-from nanoseq.metrics import measured_q_interval
+from nanoseq.metrics import chance_measured_within, measured_q_interval, phred
 
 
 def test_quality_bins_are_pooled_by_their_counts_where_the_error_rate_rises():
@@ -42,3 +42,17 @@ def test_a_measured_q_interval_holds_the_error_rates_the_errors_allow():
     assert low < -10 * np.log10(2 / 1500) < high
     assert measured_q_interval(0, 1000)[1] == 60.0  # no error seen: no best end (capped)
     assert measured_q_interval(1000, 1000)[0] == 0.0
+
+
+def test_the_chance_a_calibrated_bin_measures_within_2_q_is_what_sampling_gives():
+    """Drawn: bins whose bases are each wrong as often as their Q says, measured as evaluation
+    measures them; the share within 2 Q matches the chance computed. Sparse bins near the top
+    miss often even so; bins of many errors almost never."""
+    rng = np.random.default_rng(7)
+    for q, bases in [(27, 1728), (25, 1460), (12, 3000)]:
+        errors = rng.binomial(bases, 10 ** (-q / 10), size=20_000)
+        drawn = np.mean([abs(phred(e / bases) - q) <= 2 for e in errors])
+        assert chance_measured_within(q, bases) == pytest.approx(drawn, abs=0.015)
+    assert 0.5 < chance_measured_within(27, 1728) < 0.56
+    assert chance_measured_within(12, 3000) > 0.999
+    assert chance_measured_within(20, 1000, within=0.1) < chance_measured_within(20, 1000)
