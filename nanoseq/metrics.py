@@ -295,11 +295,15 @@ def text_scores(nats: float, tokens: int, level: str) -> dict:
     return scores
 
 
-def translation_scores(hypotheses: list[str], references: list[str]) -> dict:
-    """Corpus BLEU and chrF (sacrebleu, default settings) with their signatures."""
+def translation_scores(
+    hypotheses: list[str], references: list[str], tokenised: bool = False
+) -> dict:
+    """Corpus BLEU and chrF (sacrebleu, default settings) with their signatures. ``tokenised``:
+    the texts were tokenised on purpose (the tutorials' way), so sacrebleu's warning that they
+    look tokenised is not logged (the scores and signatures are the same)."""
     import sacrebleu
 
-    bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
+    bleu, chrf = sacrebleu.metrics.BLEU(force=tokenised), sacrebleu.metrics.CHRF()
     refs = [list(references)]
     return {
         "sentences": len(hypotheses),

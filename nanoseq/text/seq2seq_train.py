@@ -61,7 +61,8 @@ class TranslationValidation(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         hypotheses = self.translator.translate(self.sources, batch_size=self.batch_size)
-        scores = translation_scores(hypotheses, self.references)
+        tokenised = bool(self.model.preprocessing.get("tokenize"))
+        scores = translation_scores(hypotheses, self.references, tokenised)
         logs = logs if logs is not None else {}
         logs["val_bleu"], logs["val_chrf"] = scores["bleu"], scores["chrf"]
         log.info(

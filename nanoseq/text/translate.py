@@ -218,7 +218,11 @@ def evaluate_translation(
         "beam_width": beam_width,
         "length_penalty": length_penalty,
         "preprocessing": translator.model.preprocessing,
-        **translation_scores(hypotheses, [translator.prepare(r) for r in references]),
+        **translation_scores(
+            hypotheses,
+            [translator.prepare(r) for r in references],
+            tokenised=bool(translator.model.preprocessing.get("tokenize")),
+        ),
         "seconds": round(seconds, 3),
     }
     if translator.model.preprocessing.get("tokenize"):  # as WMT papers score: raw references

@@ -2,12 +2,14 @@
 and decoding (beam width 1 = greedy; padding never changes a translation)."""
 
 import json
+import logging
 import math
 
 import keras
 import numpy as np
 import pytest
 
+from nanoseq.metrics import translation_scores
 from nanoseq.probability import log_softmax
 from nanoseq.text.backbone import TextBackbone
 from nanoseq.text.data import read_pairs
@@ -140,10 +142,24 @@ def overfit(tmp_path_factory, sample_dir):
     return output / "model.keras", sources, targets
 
 
+def test_text_tokenised_on_purpose_is_scored_the_same_without_sacrebleus_warning(caplog):
+    hypotheses = [f"a man number {i} rides a horse ." for i in range(100)]
+    references = [f"a man number {i} rides a brown horse ." for i in range(100)]
+    with caplog.at_level(logging.WARNING, logger="sacrebleu"):
+        told = translation_scores(hypotheses, references, tokenised=True)
+    assert "detokenize" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="sacrebleu"):
+        untold = translation_scores(hypotheses, references)
+    assert "forgot to detokenize" in caplog.text
+    assert told == untold and 0 < told["bleu"] < 100
+
+
 @pytest.mark.slow
-def test_overfits_a_hundred_pairs(overfit):
+def test_overfits_a_hundred_pairs(overfit, caplog):
     model, sources, targets = overfit
-    greedy = evaluate_translation(str(model), sources, targets)
+    with caplog.at_level(logging.WARNING, logger="sacrebleu"):
+        greedy = evaluate_translation(str(model), sources, targets)
+    assert "detokenize" not in caplog.text  # a tokenising model's own text: no false alarm
     assert greedy["bleu"] > 90 and greedy["chrf"] > 90
     assert greedy["bleu_signature"].startswith("nrefs:1")
     beam = evaluate_translation(str(model), sources[:30], targets[:30], beam_width=4)
