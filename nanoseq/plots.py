@@ -16,14 +16,20 @@ from nanoseq.io import atomic_write
 FORMATS = (".png", ".svg")
 
 
-def save(figure, path: str | Path) -> None:
-    """Write ``figure`` as PNG or SVG (by suffix), through a temporary file."""
+def picture_format(path: str | Path) -> str:
+    """``png`` or ``svg``, by the suffix of ``path``; an input error for any other."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
         raise InputError(f"pictures are {' or '.join(FORMATS)}", path)
+    return suffix[1:]
+
+
+def save(figure, path: str | Path) -> None:
+    """Write ``figure`` as PNG or SVG (by suffix), through a temporary file."""
+    picture = picture_format(path)
     figure.tight_layout()
     with atomic_write(path, "wb") as handle:
-        figure.savefig(handle, format=suffix[1:], dpi=100)
+        figure.savefig(handle, format=picture, dpi=100)
 
 
 def training(folder: str | Path):
@@ -121,6 +127,8 @@ def calibration(metrics: str | Path):
         bins = json.loads(Path(metrics).read_text())["calibration"]
     except (OSError, ValueError, KeyError):
         raise InputError("not the metrics of nanoseq evaluate", metrics) from None
+    if not bins:
+        raise InputError("no base qualities to draw: the calls had none", metrics)
     q = np.array([b["q"] for b in bins])
     measured = np.array([b["measured_q"] for b in bins])
     bases = np.array([b["bases"] for b in bins])

@@ -1,4 +1,5 @@
-"""``nanoseq evaluate``: basecalls against a reference: per-read TSV and a metrics JSON."""
+"""``nanoseq evaluate``: basecalls against a reference: per-read TSV, a metrics JSON and, if
+asked, the calibration of qualities drawn."""
 
 from __future__ import annotations
 
@@ -16,11 +17,21 @@ from nanoseq.cli.options import PATH
 )
 @click.option("-o", "--output", type=PATH, help="Metrics JSON (default: CALLS.eval.json).")
 @click.option("--per-read", help="Per-read TSV (default: CALLS.eval.tsv).")
-def evaluate(calls, reference, output, per_read):
+@click.option(
+    "--plot",
+    "picture",
+    type=PATH,
+    help="Also draw the calibration of qualities (as `nanoseq plot calibration`): .png or .svg.",
+)
+def evaluate(calls, reference, output, per_read, picture):
     """Align calls (FASTQ, FASTA, SAM, BAM) with minimap2 and report identity and errors."""
+    from nanoseq import plots
     from nanoseq.basecaller.evaluate import evaluate_calls
 
-    metrics = evaluate_calls(
-        calls, reference, output or f"{calls}.eval.json", per_read or f"{calls}.eval.tsv"
-    )
+    if picture is not None:
+        plots.picture_format(picture)  # a wrong suffix fails before the work
+    metrics_path = output or f"{calls}.eval.json"
+    metrics = evaluate_calls(calls, reference, metrics_path, per_read or f"{calls}.eval.tsv")
+    if picture is not None:
+        plots.save(plots.calibration(metrics_path), picture)
     click.echo(json.dumps(metrics))

@@ -110,6 +110,11 @@ ERRORS = [  # bad files and values found at work: exit 1, the file named
     ("evaluate {tmp} -r {fasta}", "is a folder; give a file of calls"),
     ("evaluate {reads} -r {fasta}", "lambda.pod5: not a file of calls"),
     ("evaluate {fasta} -r {binary}", "binary: not a FASTA file"),
+    ("evaluate {fasta} -r {fasta} --plot {tmp}/c.jpg", "c.jpg: pictures are .png or .svg"),
+    (
+        "evaluate {fasta} -r {fasta} -o {tmp}/m.json --per-read {tmp}/m.tsv --plot {tmp}/c.png",
+        "no base qualities to draw",
+    ),
     ("inspect {truncated_pod5}", "truncated.pod5: cannot read pod5 file"),
     ("simulate -r {fasta} -o {tmp}/sim.pod5 --region 60000-70000", "holds fewer than 7 bases"),
     ("simulate --random-genome 1000 -o {tmp}/missing/sim.pod5", "missing: no such folder"),

@@ -262,7 +262,10 @@ def test_evaluate_sees_errors_and_unmapped(sample_dir, tmp_path):
         lines.append(f"@{name}\n{seq}\n+\n{'5' * len(seq)}\n")
     calls = tmp_path / "calls.fastq"
     calls.write_text("".join(lines))
-    metrics = json.loads(invoke("evaluate", calls, "-r", sample_dir / "reads/lambda.fasta").stdout)
+    picture = tmp_path / "calibration.png"
+    result = invoke("evaluate", calls, "-r", sample_dir / "reads/lambda.fasta", "--plot", picture)
+    metrics = json.loads(result.stdout)
+    assert picture.read_bytes().startswith(b"\x89PNG") and picture.stat().st_size > 5000
     assert metrics["mapped_fraction"] == pytest.approx(5 / 6)
     assert metrics["mean_identity"] < 0.85 and metrics["mismatch_rate"] > 0.006
     assert metrics["mean_qscore_wrong_bases"] == pytest.approx(20.0)
