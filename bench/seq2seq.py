@@ -68,8 +68,8 @@ def test_scores(model: str, sources, references, width: int, folder: Path, cased
     path = folder / f"test.beam{width}.txt"
     found = evaluate_translation(model, sources, references, path, beam_width=width)
     lowered = [line.lower() for line in path.read_text().splitlines()]
-    references = [preprocess(r, True, True) for r in references]
-    tokenised = translation_scores(lowered, references, tokenised=True)
+    lowered_references = [preprocess(r, True, True) for r in references]
+    tokenised = translation_scores(lowered, lowered_references, tokenised=True)
     scores = {"bleu": round(tokenised["bleu"], 2), "chrf": round(tokenised["chrf"], 2)}
     signatures = {"lowercase_tokenised": tokenised["bleu_signature"]}
     if cased:

@@ -9,7 +9,6 @@ import logging
 import keras
 import numpy as np
 
-from nanoseq.metrics import translation_scores
 from nanoseq.text.backbone import TextBackbone
 from nanoseq.text.data import encode_pairs, length_buckets, pad, preprocess
 from nanoseq.text.seq2seq import MaskedCrossEntropy, Seq2Seq
@@ -61,8 +60,7 @@ class TranslationValidation(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         hypotheses = self.translator.translate(self.sources, batch_size=self.batch_size)
-        tokenised = bool(self.model.preprocessing.get("tokenize"))
-        scores = translation_scores(hypotheses, self.references, tokenised)
+        scores = self.translator.scores(hypotheses, self.references)
         logs = logs if logs is not None else {}
         logs["val_bleu"], logs["val_chrf"] = scores["bleu"], scores["chrf"]
         log.info(

@@ -36,9 +36,15 @@ class Translator:
         self.banned = [PAD_ID, UNK_ID, BOS_ID]
         self.allowed = allowed_ids(model.target_vocab_size, self.banned)
         self.next_log_probs = compiled(self._next_log_probs)
+        self.tokenises = bool(model.preprocessing.get("tokenize"))
 
     def prepare(self, sentence: str) -> str:
         return preprocess(sentence, **self.model.preprocessing)
+
+    def scores(self, hypotheses: list[str], prepared_references: list[str]) -> dict:
+        """BLEU and chrF of translations against references in the model's preprocessing
+        (:meth:`prepare`); a tokenising model's text is tokenised on purpose."""
+        return translation_scores(hypotheses, prepared_references, tokenised=self.tokenises)
 
     def source_ids(self, sentence: str) -> np.ndarray:
         """Source token ids ending in ``<eos>``, as in training."""
@@ -218,13 +224,9 @@ def evaluate_translation(
         "beam_width": beam_width,
         "length_penalty": length_penalty,
         "preprocessing": translator.model.preprocessing,
-        **translation_scores(
-            hypotheses,
-            [translator.prepare(r) for r in references],
-            tokenised=bool(translator.model.preprocessing.get("tokenize")),
-        ),
+        **translator.scores(hypotheses, [translator.prepare(r) for r in references]),
         "seconds": round(seconds, 3),
     }
-    if translator.model.preprocessing.get("tokenize"):  # as WMT papers score: raw references
+    if translator.tokenises:  # as WMT papers score: raw references
         found["detokenised"] = translation_scores([detokenize(h) for h in hypotheses], references)
     return found
