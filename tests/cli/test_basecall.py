@@ -145,53 +145,20 @@ def test_options_filter_reads(sample_dir, tmp_path, small_model):
     truth = list(read_fasta(sample_dir / "reads/lambda_truth.fasta"))
     ids = tmp_path / "ids.txt"
     ids.write_text(f"{truth[4]}\n{truth[1]}\n")
+
+    def basecalled(out, *options):
+        """``nanoseq basecall`` of the sample reads with the small model into ``out``."""
+        return invoke("basecall", sample_dir / "reads", "-m", small_model, "-o", out, *options)
+
     out = tmp_path / "some.sam"
-    assert (
-        invoke(
-            "basecall",
-            sample_dir / "reads",
-            "-m",
-            small_model,
-            "-o",
-            out,
-            "--read-ids",
-            ids,
-            "--beam-width",
-            3,
-        ).exit_code
-        == 0
-    )
+    assert basecalled(out, "--read-ids", ids, "--beam-width", 3).exit_code == 0
     assert sorted(r[0] for r in records(out)) == sorted([truth[1], truth[4]])
     tags = dict(records(out)[0][3])
     assert {"qs", "ns", "ts", "ch", "mx", "rn", "st", "du", "sm", "sd", "mv"} <= set(tags)
     assert tags["mv"][0] == 6  # stride first
-    assert (
-        invoke(
-            "basecall",
-            sample_dir / "reads",
-            "-m",
-            small_model,
-            "-o",
-            tmp_path / "two.fastq",
-            "--max-reads",
-            2,
-        ).exit_code
-        == 0
-    )
+    assert basecalled(tmp_path / "two.fastq", "--max-reads", 2).exit_code == 0
     assert (tmp_path / "two.fastq").read_text().count("\n+\n") == 2
-    assert (
-        invoke(
-            "basecall",
-            sample_dir / "reads",
-            "-m",
-            small_model,
-            "-o",
-            tmp_path / "none.fastq",
-            "--min-qscore",
-            60,
-        ).exit_code
-        == 0
-    )
+    assert basecalled(tmp_path / "none.fastq", "--min-qscore", 60).exit_code == 0
     assert (tmp_path / "none.fastq").read_text() == ""
 
 
