@@ -48,9 +48,23 @@ def distribution(name: str):
     raise ValueError(f"unknown strategy {name!r} (default, mirrored)")
 
 
+def _refuses_xla(run: TrainingRun, recipe: Recipe) -> bool:
+    """Whether TensorFlow cannot compile the recipe's step with XLA (then a run that asks for
+    it fails with the reason). Asks TensorFlow nothing: multi-worker training configures it
+    first."""
+    refused = bool(recipe.xla_refused) and keras.backend.backend() == "tensorflow"
+    if refused and run.xla:
+        raise InputError(f"XLA: {recipe.xla_refused}")
+    return refused
+
+
 def _xla(run: TrainingRun, recipe: Recipe) -> bool | str:
-    """``jit_compile`` for the run's model: its ``xla`` where given; else True where the recipe
-    asks for XLA on CPUs and TensorFlow sees no GPU, and Keras's choice ("auto") elsewhere."""
+    """``jit_compile`` for the run's model: never under TensorFlow for a recipe whose step it
+    cannot compile (a run that asks fails with the reason); else the run's ``xla`` where given,
+    True where the recipe asks for XLA on CPUs and TensorFlow sees no GPU, and Keras's choice
+    ("auto": XLA on GPUs) elsewhere."""
+    if _refuses_xla(run, recipe):
+        return False
     if run.xla is not None:
         return run.xla
     if not recipe.xla_on_cpu or keras.backend.backend() != "tensorflow":
@@ -271,7 +285,8 @@ class Recipe:
     ``export(model)`` is saved as ``model.keras`` whenever ``monitor`` (a logged figure, and
     ``min`` or ``max``) improves; ``callbacks`` see every epoch. ``xla_on_cpu``: a run
     without ``xla`` compiles with XLA on a CPU too (Keras's choice is not to), for recipes whose
-    batches all have one shape and whose steps measured faster so."""
+    batches all have one shape and whose steps measured faster so. ``xla_refused``: why
+    TensorFlow cannot compile the recipe's training step with XLA (empty: it can)."""
 
     build: Callable[[], keras.Model]
     optimizer: Callable[[], keras.optimizers.Optimizer]
@@ -281,6 +296,7 @@ class Recipe:
     export: Callable[[keras.Model], keras.Model] = lambda model: model
     callbacks: list = field(default_factory=list)
     xla_on_cpu: bool = False
+    xla_refused: str = ""
 
 
 def fit(
@@ -301,6 +317,7 @@ def fit(
     Keras's ``val_loss``.
     """
     started = time.monotonic()
+    _refuses_xla(run, recipe)  # a run asking for what cannot be fails before the work
     policy = keras.mixed_precision.global_policy()
     if run.mixed_precision:  # for the models built here; the caller's policy is put back
         keras.mixed_precision.set_global_policy("mixed_float16")

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from nanoseq.errors import InputError
 from nanoseq.training import Recipe, TrainingRun, WarmupCosine, adam, fit
 
 
@@ -83,3 +84,14 @@ def test_the_best_model_survives_a_resumed_run_that_does_worse(tmp_path, caplog)
     assert len(logged) == 6 and min(logged[4:]) > min(logged[:4])  # the resumed epochs: worse
     kept = keras.saving.load_model(tmp_path / "model.keras").get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(kept, best, strict=True))
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's XLA")
+def test_a_step_tensorflow_cannot_compile_never_asks_xla(tmp_path):
+    x = np.ones((16, 4), "float32")
+    refused = Recipe(tiny_regression, adam(1.0), loss="mse", xla_on_cpu=True, xla_refused="why")
+    model, _ = fit(TrainingRun(tmp_path / "default"), refused, (x, x[:, :1]), batch_size=8)
+    assert model.jit_compile is False  # not the recipe's XLA on CPUs, nor Keras's on GPUs
+    with pytest.raises(InputError, match="^XLA: why$"):  # asked for: refused before the work
+        fit(TrainingRun(tmp_path / "asked", xla=True), refused, (x, x[:, :1]), batch_size=8)
+    assert not any((tmp_path / "asked").iterdir())

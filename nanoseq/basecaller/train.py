@@ -160,6 +160,10 @@ def train_basecaller(
         peak_learning_rate=learning_rate,
         monitor=("val_accuracy", "max"),
         callbacks=[ChunkValidation(validation, batch_size)],
+        # on a GPU Keras would compile the step with XLA and fail there: CTCLoss has no XLA
+        # kernel, the CRF's loop no fixed length for its gradient
+        xla_refused="TensorFlow's CTC and CRF losses do not compile with XLA (JAX's do: "
+        "KERAS_BACKEND=jax)",
     )
     chunks, references = model_arrays(train)
     trained = fit(run, recipe, (chunks[ok], references[ok]), model_arrays(validation), batch_size)

@@ -129,7 +129,8 @@ TRAINING_RUN = [
         "--xla/--no-xla",
         default=None,  # Keras's choice (XLA on GPUs), and the language models' on CPUs too
         help="Compile the training step with XLA, on CPU too, or not (default: on GPUs, and "
-        "for language models on CPUs too; faster on some CPUs, slower on others).",
+        "for language models on CPUs too; faster on some CPUs, slower on others; not for "
+        "basecallers under TensorFlow).",
     ),
     click.option("--seed", default=1, show_default=True, type=SEED),
 ]

@@ -121,6 +121,7 @@ ERRORS = [  # bad files and values found at work: exit 1, the file named
     ("train basecaller {tmp} -o {tmp}/run", "missing chunks.npy"),
     ("train basecaller {nan_chunks} -o {tmp}/run", "chunks.npy holds NaN or infinite signal"),
     ("train basecaller {ok_chunks} -o {tmp}/run --init char_tinyshakespeare", "language model"),
+    ("train basecaller {ok_chunks} -o {tmp}/xla --xla", "XLA: TensorFlow's CTC and CRF losses"),
     ("train basecaller {tmp} -o {binary}", "is a file; -o names the run's folder"),
     (
         "seq2seq train --pairs {one_txt} --source {one_txt} --valid-pairs x -o {tmp}/s",
