@@ -48,22 +48,18 @@ def distribution(name: str):
     raise ValueError(f"unknown strategy {name!r} (default, mirrored)")
 
 
-def _refuses_xla(run: TrainingRun, recipe: Recipe) -> bool:
-    """Whether TensorFlow cannot compile the recipe's step with XLA (then a run that asks for
-    it fails with the reason). Asks TensorFlow nothing: multi-worker training configures it
-    first."""
-    refused = bool(recipe.xla_refused) and keras.backend.backend() == "tensorflow"
-    if refused and run.xla:
-        raise InputError(f"XLA: {recipe.xla_refused}")
-    return refused
+def _xla_refused(recipe: Recipe) -> str:
+    """Why the backend cannot compile the recipe's step with XLA ("": it can). Asks TensorFlow
+    nothing: multi-worker training configures it first."""
+    return recipe.xla_refused if keras.backend.backend() == "tensorflow" else ""
 
 
 def _xla(run: TrainingRun, recipe: Recipe) -> bool | str:
-    """``jit_compile`` for the run's model: never under TensorFlow for a recipe whose step it
-    cannot compile (a run that asks fails with the reason); else the run's ``xla`` where given,
+    """``jit_compile`` for the run's model: never where the backend cannot compile its step
+    (:func:`fit` refuses a run that asks); else the run's ``xla`` where given,
     True where the recipe asks for XLA on CPUs and TensorFlow sees no GPU, and Keras's choice
     ("auto": XLA on GPUs) elsewhere."""
-    if _refuses_xla(run, recipe):
+    if _xla_refused(recipe):
         return False
     if run.xla is not None:
         return run.xla
@@ -317,7 +313,9 @@ def fit(
     Keras's ``val_loss``.
     """
     started = time.monotonic()
-    _refuses_xla(run, recipe)  # a run asking for what cannot be fails before the work
+    refused = _xla_refused(recipe)
+    if run.xla and refused:  # asked for what cannot be: fail before the work
+        raise InputError(f"XLA: {refused}")
     policy = keras.mixed_precision.global_policy()
     if run.mixed_precision:  # for the models built here; the caller's policy is put back
         keras.mixed_precision.set_global_policy("mixed_float16")

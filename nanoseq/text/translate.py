@@ -36,7 +36,11 @@ class Translator:
         self.banned = [PAD_ID, UNK_ID, BOS_ID]
         self.allowed = allowed_ids(model.target_vocab_size, self.banned)
         self.next_log_probs = compiled(self._next_log_probs)
-        self.tokenises = bool(model.preprocessing.get("tokenize"))
+
+    @property
+    def tokenises(self) -> bool:
+        """Whether the model's preprocessing tokenises its text."""
+        return bool(self.model.preprocessing.get("tokenize"))
 
     def prepare(self, sentence: str) -> str:
         return preprocess(sentence, **self.model.preprocessing)
