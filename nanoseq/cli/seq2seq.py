@@ -84,6 +84,14 @@ def seq2seq():
 @click.option("--tokenize", is_flag=True, help="Split punctuation off words.")
 @options.text_model
 @click.option(
+    "--subwords",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Byte-pair merges learned on each side's training text; words are cut into those "
+    "subwords (0: whole words).",
+)
+@click.option(
     "--max-length",
     default=50,
     show_default=True,

@@ -80,6 +80,7 @@ def train_seq2seq(
     tokenize: bool = False,
     min_count: int = 1,
     max_vocab: int | None = None,
+    subwords: int = 0,
     max_length: int | None = 50,
     embedding_dim: int = 256,
     units: int = 256,
@@ -96,14 +97,17 @@ def train_seq2seq(
     patience: int | None = None,
     callbacks: list | None = None,
 ):
-    """Build both vocabularies on the training pairs, train as ``run`` says, and save the model
-    of the best validation BLEU as ``model.keras``; return the model and its history."""
+    """Build both vocabularies on the training pairs (each side cut into subwords by up to
+    ``subwords`` byte-pair merges of its own, if given; else whole words), train as ``run``
+    says, and save the model of the best validation BLEU as ``model.keras``; return the model
+    and its history. ``max_length`` counts the tokens (subwords) of a side."""
     seed_everything(run.seed)
     preprocessing = {"lowercase": lowercase, "tokenize": tokenize}
     train_src, train_tgt = ([preprocess(s, **preprocessing) for s in side] for side in train_pairs)
     valid_src, valid_tgt = ([preprocess(s, **preprocessing) for s in side] for side in valid_pairs)
-    source_vocab = Vocabulary.build(train_src, "word", min_count, max_vocab)
-    target_vocab = Vocabulary.build(train_tgt, "word", min_count, max_vocab)
+    level = "subword" if subwords else "word"
+    source_vocab = Vocabulary.build(train_src, level, min_count, max_vocab, subwords)
+    target_vocab = Vocabulary.build(train_tgt, level, min_count, max_vocab, subwords)
     train = PairBatches(
         *encode_pairs(train_src, train_tgt, source_vocab, target_vocab, max_length),
         batch_size,
