@@ -159,5 +159,9 @@ def train_seq2seq(
         peak_learning_rate=learning_rate,
         monitor=("val_bleu", "max"),
         callbacks=watch,
+        resumable=lambda model: (
+            [model.source_vocabulary, model.target_vocabulary]
+            == [source_vocab.get_config(), target_vocab.get_config()]
+        ),
     )
     return fit(run, recipe, train, valid)

@@ -70,6 +70,8 @@ def test_train_writes_log_checkpoint_and_model(trained):
 
 
 def test_resume_continues_the_log(trained):
+    words = train_small(trained, "--epochs", "4", "--resume", "--level", "word")
+    assert words.exit_code == 1 and "its vocabularies are not this run's" in words.stderr
     result = train_small(trained, "--epochs", "4", "--resume")
     assert result.exit_code == 0
     with open(trained / "run" / "training.csv") as handle:

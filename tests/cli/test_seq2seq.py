@@ -63,6 +63,8 @@ def test_resume_continues_the_log(tmp_path, trained, pairs):
     output.mkdir()
     for name in ("checkpoint.keras", "training.csv"):
         (output / name).write_bytes((trained / name).read_bytes())
+    words = train_small(pairs, output, "--epochs", 3, "--resume")  # no --subwords
+    assert words.exit_code == 1 and "its vocabularies are not this run's" in words.stderr
     result = train_small(pairs, output, "--epochs", 3, "--resume", *TRAINED)
     assert result.exit_code == 0, result.output
     with open(output / "training.csv") as handle:
