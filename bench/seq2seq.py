@@ -1,6 +1,6 @@
 """Seq2seq benchmark: Multi30k German -> English. One JSON line.
 
-    python bench/seq2seq.py [--minutes 60] [--lowercase] [--output DIR]
+    python bench/seq2seq.py [--minutes 60] [--lowercase] [--seed 1] [--output DIR]
 
 Trains a cased, tokenising model on ``train`` (29,000 pairs) for the time given, picks the
 epoch by validation BLEU on ``val``, and reports sacrebleu BLEU and chrF on
@@ -90,6 +90,7 @@ def main() -> None:
     )
     parser.add_argument("--output", help="Training folder (default: a temporary one).")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1, help="Initial weights and batch order.")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     logging.basicConfig(level=logging.INFO, format="[bench] %(message)s")
@@ -107,7 +108,7 @@ def main() -> None:
     output = Path(args.output or tempfile.mkdtemp()) / "run"
     train = split("train")
     start = time.perf_counter()
-    run = TrainingRun(output, epochs=EPOCHS, max_minutes=args.minutes)
+    run = TrainingRun(output, epochs=EPOCHS, max_minutes=args.minutes, seed=args.seed)
     config = {**CONFIG, "lowercase": args.lowercase}
     _, history = train_seq2seq(train, split("val"), run, **config)
     seconds = time.perf_counter() - start
@@ -122,7 +123,7 @@ def main() -> None:
     tokens_per_s = target_tokens(model, *train) * whole / history.history["seconds"][whole - 1]
     result = {
         "benchmark": "seq2seq-multi30k-de-en",
-        "config": {**config, "epochs": EPOCHS, "max_minutes": args.minutes},
+        "config": {**config, "epochs": EPOCHS, "max_minutes": args.minutes, "seed": args.seed},
         "epochs_run": len(val_bleu),
         "best_epoch": int(max(range(len(val_bleu)), key=val_bleu.__getitem__)) + 1,
         "val_bleu_greedy": round(max(val_bleu), 2),
