@@ -283,8 +283,8 @@ class Recipe:
     without ``xla`` compiles with XLA on a CPU too (Keras's choice is not to), for recipes whose
     batches all have one shape and whose steps measured faster so. ``xla_refused``: why
     TensorFlow cannot compile the recipe's training step with XLA (empty: it can).
-    ``resumable(model)``: whether a checkpoint's model can go on with this run's data (a text
-    model's vocabularies are those built for this run)."""
+    ``resume_refused(model)``: why a checkpoint's model cannot go on with this run's data
+    (empty: it can; a text model must have the vocabularies built for this run)."""
 
     build: Callable[[], keras.Model]
     optimizer: Callable[[], keras.optimizers.Optimizer]
@@ -295,7 +295,7 @@ class Recipe:
     callbacks: list = field(default_factory=list)
     xla_on_cpu: bool = False
     xla_refused: str = ""
-    resumable: Callable[[keras.Model], bool] = lambda model: True
+    resume_refused: Callable[[keras.Model], str] = lambda model: ""
 
 
 def fit(
@@ -350,12 +350,9 @@ def _fit(run: TrainingRun, recipe: Recipe, train, validation, batch_size, shuffl
                 net = keras.saving.load_model(checkpoint)
             except Exception as error:  # Keras raises many kinds for a bad file
                 raise InputError(f"cannot resume ({one_line(error)})", checkpoint) from None
-            if not recipe.resumable(net):
-                raise InputError(
-                    "cannot resume: its vocabularies are not this run's (resume with the data "
-                    "and vocabulary options it was trained with)",
-                    checkpoint,
-                )
+            refused = recipe.resume_refused(net)
+            if refused:
+                raise InputError(f"cannot resume: {refused}", checkpoint)
             logged = earlier_run(run.output)
             log.info("resuming from %s at epoch %d", checkpoint, len(logged) + 1)
         else:

@@ -13,7 +13,7 @@ from nanoseq.text.backbone import TextBackbone
 from nanoseq.text.data import encode_pairs, length_buckets, pad, preprocess
 from nanoseq.text.seq2seq import MaskedCrossEntropy, Seq2Seq
 from nanoseq.text.translate import Translator
-from nanoseq.text.vocab import BOS_ID, EOS_ID, Vocabulary
+from nanoseq.text.vocab import BOS_ID, EOS_ID, Vocabulary, other_vocabularies
 from nanoseq.training import Recipe, TrainingRun, adam, fit, seed_everything
 
 log = logging.getLogger(__name__)
@@ -159,9 +159,8 @@ def train_seq2seq(
         peak_learning_rate=learning_rate,
         monitor=("val_bleu", "max"),
         callbacks=watch,
-        resumable=lambda model: (
-            [model.source_vocabulary, model.target_vocabulary]
-            == [source_vocab.get_config(), target_vocab.get_config()]
+        resume_refused=lambda model: other_vocabularies(
+            [model.source_vocabulary, model.target_vocabulary], [source_vocab, target_vocab]
         ),
     )
     return fit(run, recipe, train, valid)

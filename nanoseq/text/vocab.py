@@ -100,3 +100,14 @@ class Vocabulary:
 
 def tokenize(text: str, level: str) -> list[str]:
     return list(text) if level == "char" else text.split()
+
+
+def other_vocabularies(saved: list[dict], built: list[Vocabulary]) -> str:
+    """Why a model with the ``saved`` vocabulary configs cannot go on training on data encoded
+    by the ``built`` vocabularies (empty: they are the same)."""
+    if saved == [vocab.get_config() for vocab in built]:
+        return ""
+    return (
+        "its vocabularies are not this run's (resume with the data and vocabulary options it "
+        "was trained with)"
+    )
