@@ -47,13 +47,13 @@ CONFIG = dict(
 EPOCHS = 40  # the time limit ends the run first (learning rates follow its clock)
 
 
-def target_tokens(model: str, sources: list[str], targets: list[str]) -> int:
-    """Target tokens (with ``<eos>``; words or subwords, as the model's vocabularies cut them)
-    in one epoch: the pairs the length filter keeps."""
+def target_tokens(model, sources: list[str], targets: list[str]) -> int:
+    """Target tokens (with ``<eos>``; words or subwords, as the trained ``model``'s
+    vocabularies cut them) in one epoch: the pairs the length filter keeps."""
     from nanoseq.text.data import encode_pairs
-    from nanoseq.text.translate import load_translator
+    from nanoseq.text.translate import Translator
 
-    translator = load_translator(model)
+    translator = Translator(model)
     prepared = ([translator.prepare(s) for s in side] for side in (sources, targets))
     vocabularies = translator.source_vocab, translator.target_vocab
     _, kept = encode_pairs(*prepared, *vocabularies, CONFIG["max_length"])
@@ -110,7 +110,7 @@ def main() -> None:
     start = time.perf_counter()
     run = TrainingRun(output, epochs=EPOCHS, max_minutes=args.minutes, seed=args.seed)
     config = {**CONFIG, "lowercase": args.lowercase}
-    _, history = train_seq2seq(train, split("val"), run, **config)
+    trained, history = train_seq2seq(train, split("val"), run, **config)
     seconds = time.perf_counter() - start
     model = str(output / "model.keras")
     test_sources, test_references = split("test_2016_flickr")
@@ -120,7 +120,7 @@ def main() -> None:
     val_bleu = history.history["val_bleu"]
     # the epochs before the last, which the time limit may have cut short (validation included)
     whole = max(1, len(val_bleu) - 1)
-    tokens_per_s = target_tokens(model, *train) * whole / history.history["seconds"][whole - 1]
+    tokens_per_s = target_tokens(trained, *train) * whole / history.history["seconds"][whole - 1]
     result = {
         "benchmark": "seq2seq-multi30k-de-en",
         "config": {**config, "epochs": EPOCHS, "max_minutes": args.minutes, "seed": args.seed},

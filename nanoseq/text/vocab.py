@@ -57,8 +57,8 @@ class Vocabulary:
         texts = list(texts)
         learned, cut = None, partial(tokenize, level=level)
         if level == "subword":
-            learned = Subwords.learn((w for text in texts for w in text.split()), merges).merges
-            cut = Subwords(learned).split  # every piece the merges make, all known for now
+            subwords = Subwords.learn((w for text in texts for w in text.split()), merges)
+            learned, cut = subwords.merges, subwords.split  # every piece they make, all known
         counts: Counter = Counter()
         for text in texts:
             counts.update(cut(text))
