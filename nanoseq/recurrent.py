@@ -159,20 +159,23 @@ def _lstm_hoisted(x, h0, c0, kernel, recurrent, bias):
     rows of 100 steps: 124 ms against 158 ms for :func:`_lstm_scan` at 512 units, 44-46 ms
     against 47 ms at 256 (a character model scored: 1.29x and 1.01x); on 2 cores of an AMD EPYC
     (Zen 4) an earlier measurement found it 0.9-1.0x. Under JAX :func:`_lstm_scan` stays
-    (hoisting measured 0.85x on the basecaller there). The state is carried transposed (units
-    by rows), so that XLA computes the step's product with its own code rather than YNNPACK's
-    (which takes no transposed left operand): a character model scored on 2 cores of the AMD
-    EPYC, 32 rows of 100 steps, 1.13-1.30x faster at 2x512 (three rounds), 0.95-1.17x at 2x256."""
+    (hoisting measured 0.85x on the basecaller there). Over several rows the state is carried
+    transposed (units by rows), so that XLA computes the step's product with its own code rather
+    than YNNPACK's (which takes no transposed left operand): a character model scored on 2 cores
+    of the AMD EPYC, 32 rows of 100 steps, 1.13-1.30x faster at 2x512 (three rounds), 0.95-1.17x
+    at 2x256. One row (YNNPACK takes no one-row product) keeps it as it is: transposed, its
+    graph without XLA (``lm evaluate``'s) read 0.81-0.94x."""
     double = _doubled(ops.shape(h0)[-1], x.dtype)
     projected = (ops.einsum("tbi,ij->tbj", x, kernel) + bias) * double
     recurrent = recurrent * double
+    carried = ops.transpose if h0.shape[0] != 1 else (lambda state: state)  # see the docstring
 
-    def step(state, projected_t):  # the state carried transposed: see the docstring
-        h, c = _lstm_step(projected_t + ops.transpose(state[0]) @ recurrent, state[1])
-        return (ops.transpose(h), c), h
+    def step(state, projected_t):
+        h, c = _lstm_step(projected_t + carried(state[0]) @ recurrent, state[1])
+        return (carried(h), c), h
 
-    (h, c), outputs = scan(step, (ops.transpose(h0), c0), projected)
-    return outputs, ops.transpose(h), c
+    (h_carried, c), outputs = scan(step, (carried(h0), c0), projected)
+    return outputs, carried(h_carried), c
 
 
 def _doubled(units, dtype):
